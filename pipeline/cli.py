@@ -1,0 +1,139 @@
+"""The command line (SPEC §10): each command parses its options and calls one library function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.periods import parse_period
+from pipeline.registry import RegistryError, Registry, find_registry, load_registry
+from pipeline.run import EXIT_CANNOT_RUN, RunLocked, RunResult, run, validate_files
+from pipeline.workspace import Workspace
+
+STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "quarantined": "已隔离", "duplicate": "重复文件",
+             "superseded": "已被更正件取代", "missing": "未报送"}
+
+
+class CannotRun(click.ClickException):
+    exit_code = EXIT_CANNOT_RUN
+
+
+def _period_option(value: str | None) -> str | None:
+    if value is None:
+        return None
+    period = parse_period(value)
+    if period is None:
+        raise click.BadParameter(f"“{value}”不是年月,应写成 2026-11")
+    return period
+
+
+def _registry(workdir: Path, config: Path | None) -> Registry:
+    try:
+        return load_registry(find_registry(workdir, config))
+    except RegistryError as exc:
+        raise CannotRun(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="village-returns-pipeline")
+def main() -> None:
+    """村(居)月报汇总流水线:收件箱里的月报 → 校验 → 与上月核对 → 街道汇总 → 发件箱。"""
+
+
+@main.command("run")
+@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), help="收件箱文件夹(默认 工作目录/inbox)")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), help="发件箱文件夹(默认 工作目录/outbox)")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")
+@click.option("--period", help="只处理这个报告期(YYYY-MM)")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="工作目录:归档、隔离区和历史库所在")
+def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, period: str | None,
+                workdir: Path) -> None:
+    """处理收件箱中所有新到的月报,重写受影响月份的汇总表和错误报告。
+
+    退出码:0 全部接收;1 有月报被退回或隔离;2 无法运行。
+    """
+    registry = _registry(workdir, config)
+    workspace = Workspace.at(workdir, registry.settings, inbox, outbox)
+    try:
+        result = run(workspace, registry, period=_period_option(period))
+    except RunLocked as exc:
+        raise CannotRun(str(exc)) from exc
+    except OSError as exc:
+        raise CannotRun(f"运行失败(磁盘或权限问题):{exc}。收件箱中未处理的文件保持原样,修复后重新运行即可。") from exc
+    print_result(result, workspace)
+    sys.exit(result.exit_code)
+
+
+def print_result(result: RunResult, workspace: Workspace) -> None:
+    if not result.outcomes:
+        click.echo("收件箱中没有新的月报。")
+    for o in result.outcomes:
+        where = f"{o.unit_name or '?'} {o.period or '?'}"
+        line = f"{STATUS_ZH.get(o.status, o.status):6} {where:16} {o.file}"
+        if o.errors or o.warnings:
+            line += f"  (错误 {o.errors},警告 {o.warnings})"
+        if o.reason:
+            line += f"  原因:{o.reason}"
+        click.echo(line)
+    for name in result.left_in_inbox:
+        click.echo(f"未处理(不是本次指定的报告期):{name}")
+    for period in result.periods_written:
+        click.echo(f"已更新 {workspace.outbox / period}")
+
+
+@main.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")
+@click.option("--period", help="应为这个报告期(YYYY-MM)")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True, help="说明的语言")
+def validate_command(files: tuple[Path, ...], config: Path | None, period: str | None, lang: str) -> None:
+    """只检查文件,不归档、不汇总;列出问题。有错误时退出码为 1。"""
+    registry = _registry(Path("."), config)
+    any_error = False
+    for ret, findings in validate_files(list(files), registry, _period_option(period)):
+        errors = sum(f.blocks for f in findings)
+        any_error |= errors > 0 or bool(ret.quarantine_reason)
+        unit = ret.unit.name if ret.unit else "单位不明"
+        click.echo(f"{ret.path}  [{unit} {ret.period or '报告期不明'}]  错误 {errors},其他 {len(findings) - errors}")
+        for f in findings:
+            place = "!".join(x for x in (f.sheet, f.cell) if x) or "文件"
+            message = f.message_en if lang == "en" else f.message
+            click.echo(f"  {f.severity.zh} {place:14} {message}  [{f.code}]")
+    sys.exit(1 if any_error else 0)
+
+
+@main.command("status")
+@click.option("--period", help="报告期(YYYY-MM),默认最近一期")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+def status_command(period: str | None, config: Path | None, workdir: Path) -> None:
+    """各村(居)本期报送情况:收到时间、是否按时、接收或退回。"""
+    from pipeline.status import period_status
+
+    registry = _registry(workdir, config)
+    report = period_status(Workspace.at(workdir, registry.settings), registry, _period_option(period))
+    if report is None:
+        click.echo("还没有任何报送记录。")
+        return
+    click.echo(f"{registry.street.name} {report.period} 报送情况(截止日期 {report.due})")
+    for line in report.lines:
+        click.echo(f"  {line.unit_name:8} {STATUS_ZH.get(line.status, line.status):6} {line.timeliness:10} "
+                   f"{line.received or '':19} 错误 {line.errors} 警告 {line.warnings}")
+
+
+@main.command("demo")
+@click.argument("folder", required=False, default="demo-street", type=click.Path(file_okay=False, path_type=Path))
+def demo_command(folder: Path) -> None:
+    """生成示范街道(丽景街道)一个月的月报,放进收件箱并运行两次:第一次退回满春村,第二次接收其更正件。"""
+    from pipeline.demo import play_demo
+
+    result = play_demo(folder)
+    workspace = Workspace.at(folder, load_registry(folder / "pipeline.toml").settings)
+    click.echo(f"== 第一次运行({result.period} 月报到齐后)==")
+    print_result(result.first, workspace)
+    click.echo("== 第二次运行(满春村报来更正件后)==")
+    print_result(result.second, workspace)
+    click.echo(f"发件箱:{workspace.outbox / result.period}")

@@ -1,0 +1,134 @@
+"""Find a table inside a clerk's sheet: the header row, its columns, the data rows.
+
+Tolerates title rows above the header, headers with spaces, full-width characters or
+aliases, columns in any order, blank rows and notes under the table. Every value keeps
+the Excel row and column letter it came from, so findings point into the clerk's file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipeline.forms import SheetSpec
+from pipeline.intake.read import Cell, RawSheet
+from pipeline.text import normalise_label
+
+HEADER_SEARCH_ROWS = 30
+NOTE_PREFIXES = ("注", "说明", "备注", "填表说明", "填表人", "制表", "审核", "负责人", "单位负责人")
+TOTAL_LABELS = {"合计", "总计", "小计合计", "全村合计", "全社区合计"}
+
+
+def column_letter(index: int) -> str:
+    """0-based column index to Excel letters (0 → A, 27 → AB)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+@dataclass
+class HeaderProblem:
+    kind: str  # missing-column | duplicate-column
+    column: str
+    cell: str = ""
+    row: int | None = None
+
+
+@dataclass
+class LocatedTable:
+    """A sheet's table: raw values under canonical column names.
+
+    `values` has one row per data row (object dtype, raw cell values) and the index is
+    the Excel row number. `letters` maps each found column to its Excel letter.
+    """
+
+    sheet: str
+    header_row: int  # Excel row number of the header
+    values: pd.DataFrame
+    letters: dict[str, str]
+    total: pd.Series | None = None  # the 合计 row, if any
+    total_row: int | None = None
+    problems: list[HeaderProblem] = field(default_factory=list)
+
+
+def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
+    """0-based row whose cells name the most of the form's columns (at least two)."""
+    known = {label for col in spec.columns for label in col.labels()}
+    best, best_hits = None, 1
+    for r in range(sheet.top, min(sheet.n_rows, sheet.top + HEADER_SEARCH_ROWS)):
+        hits = sum(1 for c in range(sheet.left, sheet.n_cols) if normalise_label(sheet.cell(r, c)) in known)
+        if hits > best_hits:
+            best, best_hits = r, hits
+    return best
+
+
+def locate_table(sheet: RawSheet, spec: SheetSpec) -> LocatedTable:
+    """Map the sheet's header to the form's columns and collect the data rows."""
+    header = find_header_row(sheet, spec)
+    if header is None:
+        problems = [HeaderProblem("missing-column", c.name) for c in spec.columns if c.required]
+        return LocatedTable(sheet.name, 0, pd.DataFrame(columns=[]), {}, problems=problems)
+    positions, problems = _map_columns(sheet, spec, header)
+    rows = _data_rows(sheet, header, list(positions.values()))
+    values = pd.DataFrame(
+        {name: [sheet.cell(r, c) for r in rows] for name, c in positions.items()},
+        index=pd.Index([r + 1 for r in rows], name="excel_row"), dtype=object,
+    )
+    letters = {name: column_letter(c) for name, c in positions.items()}
+    table = LocatedTable(sheet.name, header + 1, values, letters, problems=problems)
+    if spec.total_label and spec.group_column in values:
+        _split_total(table, spec)
+    return table
+
+
+def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[str, int], list[HeaderProblem]]:
+    by_label = {label: col for col in spec.columns for label in col.labels()}
+    positions: dict[str, int] = {}
+    problems: list[HeaderProblem] = []
+    for c in range(sheet.left, sheet.n_cols):
+        col = by_label.get(normalise_label(sheet.cell(header, c)))
+        if col is None:
+            continue
+        if col.name in positions:
+            problems.append(HeaderProblem("duplicate-column", col.name, f"{column_letter(c)}{header + 1}", header + 1))
+            continue
+        positions[col.name] = c
+    problems += [HeaderProblem("missing-column", col.name, row=header + 1)
+                 for col in spec.columns if col.required and col.name not in positions]
+    return positions, problems
+
+
+def _data_rows(sheet: RawSheet, header: int, cols: list[int]) -> list[int]:
+    """Rows under the header holding data: blank rows and notes left out."""
+    rows: list[int] = []
+    for r in range(header + 1, sheet.n_rows):
+        filled = [v for v in (sheet.cell(r, c) for c in range(sheet.left, sheet.n_cols)) if not _blank(v)]
+        if not filled or _is_note(filled) or all(_blank(sheet.cell(r, c)) for c in cols):
+            continue
+        rows.append(r)
+    return rows
+
+
+def _is_note(filled: list[Cell]) -> bool:
+    """A row with one text cell that reads like a remark ("注:…", or a sentence)."""
+    if len(filled) != 1 or not isinstance(filled[0], str):
+        return False
+    text = normalise_label(filled[0])
+    return text.startswith(NOTE_PREFIXES) or len(text) > 12
+
+
+def _blank(value: Cell) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _split_total(table: LocatedTable, spec: SheetSpec) -> None:
+    groups = table.values[spec.group_column].map(normalise_label)
+    is_total = groups.isin(TOTAL_LABELS | {normalise_label(spec.total_label)})
+    if is_total.any():
+        table.total_row = int(table.values.index[is_total][-1])
+        table.total = table.values.loc[table.total_row]
+        table.values = table.values[~is_total]

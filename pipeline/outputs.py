@@ -1,0 +1,85 @@
+"""Rewrite the outbox of every period whose inputs changed since its outputs were written.
+
+A stamp file per period holds the fingerprint of what its outputs show; a run whose
+fingerprint matches writes nothing (runs are idempotent), and a run killed before the
+stamp was written rewrites that period next time (crashes lose nothing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pipeline.forms import load_form
+from pipeline.intake.read import UnreadableFile, read_workbook
+from pipeline.period import PeriodState, fingerprint, load_period
+from pipeline.registry import Registry
+from pipeline.store.history import History
+from pipeline.store.ledger import safe_name
+from pipeline.workspace import Workspace
+from pipeline.write.report import write_findings_csv, write_report_json
+from pipeline.write.privacy import for_street
+from pipeline.write.safe import atomic_file
+from pipeline.write.street_report import write_street_report
+from pipeline.write.summary import write_summary
+from pipeline.write.unit_book import write_unit_book
+
+STAMP = ".outputs-state"
+UNIT_FOLDER = "退回各村居"
+
+
+def output_names(registry: Registry, period: str) -> dict[str, str]:
+    street = safe_name(registry.street.name)
+    return {"summary": f"{street}_{period}_汇总.xlsx", "errors": f"{street}_{period}_错误报告.xlsx",
+            "report": "report.json", "findings": "findings.csv"}
+
+
+def write_period_outputs(history: History, registry: Registry, ws: Workspace, now: dt.datetime) -> list[str]:
+    """Rewrite the outputs of each period whose fingerprint changed; return those periods."""
+    written = []
+    for period in history.periods():
+        folder = ws.outbox / period
+        stamp = fingerprint(history, registry, period)
+        if (folder / STAMP).is_file() and (folder / STAMP).read_text() == stamp:
+            continue
+        write_period(load_period(history, registry, load_form(), period, now), folder)
+        with atomic_file(folder / STAMP) as temp:
+            temp.write_text(stamp)
+        written.append(period)
+    return written
+
+
+def write_period(state: PeriodState, folder: Path) -> None:
+    """The summary, the street's error report, report.json, findings.csv and the unit workbooks."""
+    names = output_names(state.registry, state.period)
+    write_summary(state, folder / names["summary"])
+    write_street_report(state, folder / names["errors"])
+    write_report_json(state, folder / names["report"])
+    write_findings_csv(for_street(state.findings, state.registry.settings.mask_ids), folder / names["findings"])
+    write_unit_books(state, folder / UNIT_FOLDER)
+
+
+def write_unit_books(state: PeriodState, folder: Path) -> None:
+    """One annotated workbook per return with findings (superseded ones kept: they were sent back)."""
+    wanted = set()
+    contact = f"如有疑问请联系{state.registry.street.name}计生办。"
+    units = {u.code: u for u in state.registry.units}
+    for r in state.returns:
+        findings = state.findings_by_return.get(r.id, [])
+        if r.status not in ("accepted", "rejected", "superseded") or not findings or r.unit not in units:
+            continue
+        unit = units[r.unit]
+        path = folder / safe_name(f"{unit.code}_{unit.name}_{state.period}_审核结果_{r.sha256[:8]}.xlsx")
+        wanted.add(path.name)
+        write_unit_book(path, unit.name, state.period, state.submission(unit.code).due, findings,
+                        _own_sheets(Path(r.archived_as)), contact)
+    for old in folder.glob("*.xlsx") if folder.exists() else []:
+        if old.name not in wanted:
+            old.unlink()
+
+
+def _own_sheets(archived: Path):
+    try:
+        return read_workbook(archived)
+    except (UnreadableFile, OSError):
+        return None

@@ -1,0 +1,107 @@
+"""A period's state, assembled from the history store: what every output of the period shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline import __version__
+from pipeline.findings import Finding, sort_key
+from pipeline.forms import Form
+from pipeline.merge import YearToDate, street_table, unit_totals, year_to_date
+from pipeline.periods import deadline, shift, stat_year_months
+from pipeline.registry import Registry, Unit
+from pipeline.store.history import History, StoredReturn
+
+
+@dataclass
+class Submission:
+    """A registered unit's standing in the period (its standing return, if any)."""
+
+    unit: Unit
+    standing: StoredReturn | None
+    findings: list[Finding]
+    due: dt.date
+
+    @property
+    def status(self) -> str:
+        return self.standing.status if self.standing else "missing"
+
+    @property
+    def received(self) -> dt.datetime | None:
+        return self.standing.received_at if self.standing else None
+
+    @property
+    def days_late(self) -> int:
+        """Days after the deadline it arrived (0 if on time); for a missing unit, days overdue so far."""
+        return max(0, (self.received.date() - self.due).days) if self.received else 0
+
+    def count(self, severity: str) -> int:
+        return sum(f.severity == severity for f in self.findings)
+
+
+@dataclass
+class PeriodState:
+    period: str
+    registry: Registry
+    submissions: list[Submission]
+    returns: list[StoredReturn]  # every return of the period, superseded and quarantined too
+    findings_by_return: dict[int, list[Finding]]
+    table: pd.DataFrame  # one row per unit code and 合计; counts, year-to-date and rates
+    last_table: pd.DataFrame | None  # last month's unit totals (accepted), if any
+    ytd: YearToDate
+    floating: pd.DataFrame  # floating-register records of accepted returns, with unit
+    generated_at: dt.datetime
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding that stands for the period, errors first."""
+        quarantined = [f for r in self.returns if r.status == "quarantined" for f in self.findings_by_return[r.id]]
+        return sorted([f for s in self.submissions for f in s.findings] + quarantined, key=sort_key)
+
+    def submission(self, code: str) -> Submission:
+        return next(s for s in self.submissions if s.unit.code == code)
+
+
+def load_period(history: History, registry: Registry, form: Form, period: str, now: dt.datetime) -> PeriodState:
+    """Everything the period's outputs show, read from the history store."""
+    returns = history.returns(period=period)
+    standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
+    findings = history.findings_of([r.id for r in returns])
+    due = deadline(period, registry.street.deadline_day)
+    submissions = [Submission(u, standing.get(u.code), findings[standing[u.code].id] if u.code in standing else [], due)
+                   for u in registry.units]
+    counts = [c.name for c in form.monthly.columns if c.type == "count"]
+    months = stat_year_months(period, registry.settings.stat_year_start_month)
+    monthly = {m: accepted_totals(history, m, counts) for m in months}
+    ytd = year_to_date({m: t for m, t in monthly.items() if not t.empty}, months)
+    codes = [u.code for u in registry.units]
+    last = accepted_totals(history, shift(period, -1), counts)
+    accepted_ids = [r.id for r in standing.values() if r.status == "accepted"]
+    floating = history.persons_of(accepted_ids, "floating")
+    floating["unit"] = floating["return_id"].map({r.id: r.unit for r in standing.values()})
+    return PeriodState(period, registry, submissions, returns, findings,
+                       street_table(monthly[period], ytd, codes), None if last.empty else last,
+                       ytd, floating, now)
+
+
+def accepted_totals(history: History, period: str, counts: list[str]) -> pd.DataFrame:
+    """Unit totals (one row per unit code) of the accepted returns that stand for a period."""
+    accepted = [r for r in history.returns(period=period) if r.status == "accepted"]
+    figures = history.figures_of([r.id for r in accepted])
+    return unit_totals(figures, {r.id: r.unit for r in accepted}, counts)
+
+
+def fingerprint(history: History, registry: Registry, period: str) -> str:
+    """Changes whenever anything the period's outputs show could change."""
+    months = set(stat_year_months(period, registry.settings.stat_year_start_month)) | {shift(period, -1)}
+    rows = [(r.id, r.status) for m in sorted(months) for r in history.returns(period=m)]
+    ids = [r.id for r in history.returns(period=period)]
+    found = sum(len(v) for v in history.findings_of(ids).values())
+    settings = repr((registry.street, registry.units, registry.settings))
+    payload = json.dumps([__version__, rows, found, settings], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()

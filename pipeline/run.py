@@ -1,0 +1,116 @@
+"""One run, inbox to outbox: the stages in order, nothing else.
+
+    take in → check → file (history, then archive or quarantine) → merge and write per period
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from pipeline.check import check_returns, no_earlier_persons, period_mismatch
+from pipeline.findings import Finding
+from pipeline.forms import load_form
+from pipeline.intake.returns import ReturnFile, take_in
+from pipeline.outputs import write_period_outputs
+from pipeline.registry import Registry
+from pipeline.store.filing import (Outcome, earlier_persons, file_checked, file_quarantined, file_repeat,
+                                   finish_interrupted)
+from pipeline.store.history import History
+from pipeline.workspace import Workspace, ready_files
+from pipeline.write.safe import clean_stale_temporaries
+
+EXIT_ALL_ACCEPTED, EXIT_SOME_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
+LOCK_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    outcomes: list[Outcome] = field(default_factory=list)
+    periods_written: list[str] = field(default_factory=list)
+    left_in_inbox: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        bad = any(o.status in ("rejected", "quarantined") for o in self.outcomes)
+        return EXIT_SOME_REJECTED if bad else EXIT_ALL_ACCEPTED
+
+
+class RunLocked(Exception):
+    """Another run holds the working folder."""
+
+
+def run(workspace: Workspace, registry: Registry, *, period: str | None = None,
+        now: dt.datetime | None = None, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> RunResult:
+    """Process everything new in the inbox (or only `period`) and rewrite the touched periods' outputs."""
+    now = now or dt.datetime.now()
+    workspace.create()
+    try:
+        with FileLock(workspace.lock, timeout=lock_timeout):
+            return _run_locked(workspace, registry, period, now)
+    except Timeout as exc:
+        raise RunLocked(f"另一个汇总任务正在运行(锁文件 {workspace.lock}),请稍后再试。") from exc
+
+
+def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.datetime) -> RunResult:
+    clean_stale_temporaries(ws.outbox)
+    form = load_form()
+    with History(ws.history) as history:
+        result = RunResult(history.start_run(now))
+        files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
+        taken = [take_in(path, registry, form, sha256) for path, sha256 in files]
+        wanted = [f for f in taken if period is None or f.period in (period, None)]
+        result.left_in_inbox = [f.name for f in taken if f not in wanted]
+        fresh, repeats = split_repeats(wanted, history)
+        result.outcomes += [file_repeat(history, ws, result.run_id, f) for f in repeats]
+        result.outcomes += [file_quarantined(history, ws, result.run_id, f, now) for f in fresh if f.quarantine_reason]
+        identified = [f for f in fresh if not f.quarantine_reason]
+        checked, warnings = check_returns(identified, registry, form, now.date(),
+                                          earlier_persons(history, identified))
+        result.outcomes += file_checked(history, ws, result.run_id, checked, warnings)
+        result.periods_written = write_period_outputs(history, registry, ws, now)
+        history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))
+    return result
+
+
+def split_repeats(files: list[ReturnFile], history: History) -> tuple[list[ReturnFile], list[ReturnFile]]:
+    """Files whose content was filed before (or twice in this drop) are repeats, not new returns."""
+    seen: set[str] = set()
+    fresh, repeats = [], []
+    for f in files:
+        if f.sha256 in seen or history.returns(sha256=f.sha256):
+            repeats.append(f)
+        else:
+            fresh.append(f)
+        seen.add(f.sha256)
+    return fresh, repeats
+
+
+def summarise(result: RunResult) -> dict:
+    counts: dict[str, int] = {}
+    for o in result.outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    return {"files": len(result.outcomes), **counts, "periods_written": result.periods_written,
+            "left_in_inbox": result.left_in_inbox, "exit_code": result.exit_code}
+
+
+def validate_files(paths: list[Path], registry: Registry, period: str | None = None,
+                   now: dt.datetime | None = None) -> list[tuple[ReturnFile, list[Finding]]]:
+    """Check files without filing or merging them (`pipeline validate`): each file's findings."""
+    now = now or dt.datetime.now()
+    form = load_form()
+    taken = [take_in(path, registry, form) for path in paths]
+    identified = [f for f in taken if not f.quarantine_reason]
+    checked, _ = check_returns(identified, registry, form, now.date(), no_earlier_persons())
+    by_file = {id(c.file): c.findings for c in checked}
+    results = []
+    for f in taken:
+        found = by_file.get(id(f), f.findings)
+        if period and f.period and f.period != period:
+            found = [period_mismatch(f, period), *found]
+        results.append((f, found))
+    return results

@@ -1,0 +1,63 @@
+"""Who has submitted for a period, on time or late: read from the history store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pipeline.periods import deadline
+from pipeline.registry import Registry
+from pipeline.store.history import History
+from pipeline.workspace import Workspace
+
+
+@dataclass
+class StatusLine:
+    unit_code: str
+    unit_name: str
+    status: str
+    received: str
+    timeliness: str
+    errors: int
+    warnings: int
+
+
+@dataclass
+class PeriodStatus:
+    period: str
+    due: dt.date
+    lines: list[StatusLine]
+
+
+def timeliness(received: dt.datetime | None, due: dt.date, today: dt.date) -> str:
+    """按时 / 逾期N天 / 未报送 (逾期未报 once the deadline has passed)."""
+    if received is None:
+        return "逾期未报" if today > due else "未报送"
+    late = (received.date() - due).days
+    return f"逾期{late}天" if late > 0 else "按时"
+
+
+def period_status(ws: Workspace, registry: Registry, period: str | None,
+                  today: dt.date | None = None) -> PeriodStatus | None:
+    """Each registered unit's standing return for the period (the latest period if none given)."""
+    if not ws.history.exists():
+        return None
+    today = today or dt.date.today()
+    with History(ws.history) as history:
+        periods = history.periods()
+        if not periods:
+            return None
+        period = period or periods[-1]
+        returns = history.returns(period=period)
+        standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
+        found = history.findings_of([r.id for r in standing.values()])
+    due = deadline(period, registry.street.deadline_day)
+    lines = []
+    for unit in registry.units:
+        r = standing.get(unit.code)
+        fs = found.get(r.id, []) if r else []
+        lines.append(StatusLine(unit.code, unit.name, r.status if r else "missing",
+                                r.received_at.isoformat(sep=" ", timespec="minutes") if r else "",
+                                timeliness(r.received_at if r else None, due, today),
+                                sum(f.severity == "error" for f in fs), sum(f.severity == "warning" for f in fs)))
+    return PeriodStatus(period, due, lines)

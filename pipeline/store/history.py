@@ -1,0 +1,230 @@
+"""The history store: every return, its outcome, findings and figures, in one SQLite file.
+
+All SQL of the product lives in this module, so that a district can later point the
+store at a server database by replacing one module. The schema is versioned with
+PRAGMA user_version; MIGRATIONS upgrade any older file in place, never from scratch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from pipeline.findings import Finding
+
+# Each entry upgrades the store from version i to i + 1. Append; never edit a released one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL DEFAULT 'running',
+        summary TEXT
+    );
+    CREATE TABLE returns (
+        id INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        archived_as TEXT NOT NULL,
+        unit TEXT,
+        period TEXT,
+        verdict TEXT NOT NULL,
+        status TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        filled_on TEXT,
+        run_id INTEGER REFERENCES runs(id),
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX returns_by_unit_period ON returns(unit, period);
+    CREATE INDEX returns_by_sha ON returns(sha256);
+    CREATE TABLE figures (
+        return_id INTEGER NOT NULL REFERENCES returns(id),
+        grp TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value REAL,
+        PRIMARY KEY (return_id, grp, name)
+    );
+    CREATE TABLE persons (
+        return_id INTEGER NOT NULL REFERENCES returns(id),
+        register TEXT NOT NULL,
+        id_number TEXT NOT NULL,
+        grp TEXT,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX persons_by_id ON persons(id_number);
+    CREATE TABLE findings (
+        return_id INTEGER NOT NULL REFERENCES returns(id),
+        finding TEXT NOT NULL
+    );
+    CREATE INDEX findings_by_return ON findings(return_id);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class StoredReturn:
+    id: int
+    sha256: str
+    file_name: str
+    archived_as: str
+    unit: str | None
+    period: str | None
+    verdict: str  # accepted | rejected | quarantined | duplicate: what the checks said, once
+    status: str  # the verdict while the return stands; superseded once a newer one does
+    received_at: dt.datetime
+    filled_on: dt.date | None
+    reason: str
+
+
+class History:
+    """One open history file; use as a context manager or call close()."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        migrate(self.db)
+
+    def __enter__(self) -> "History":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing: a crash inside leaves the store as it was before."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- runs ---------------------------------------------------------------
+    def start_run(self, now: dt.datetime) -> int:
+        with self.transaction() as db:
+            return db.execute("INSERT INTO runs(started_at) VALUES (?)", (now.isoformat(),)).lastrowid
+
+    def finish_run(self, run_id: int, now: dt.datetime, status: str, summary: dict) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at=?, status=?, summary=? WHERE id=?",
+                       (now.isoformat(), status, json.dumps(summary, ensure_ascii=False), run_id))
+
+    # ---- returns ------------------------------------------------------------
+    def add_return(self, db: sqlite3.Connection, ret: StoredReturn, run_id: int) -> int:
+        return db.execute(
+            "INSERT INTO returns(sha256, file_name, archived_as, unit, period, verdict, status, received_at,"
+            " filled_on, run_id, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (ret.sha256, ret.file_name, ret.archived_as, ret.unit, ret.period, ret.verdict, ret.status,
+             ret.received_at.isoformat(), ret.filled_on.isoformat() if ret.filled_on else None, run_id,
+             ret.reason),
+        ).lastrowid
+
+    def set_status(self, db: sqlite3.Connection, return_id: int, status: str) -> None:
+        db.execute("UPDATE returns SET status=? WHERE id=?", (status, return_id))
+
+    def add_figures(self, db: sqlite3.Connection, return_id: int, rows: pd.DataFrame) -> None:
+        """Long rows (grp, name, value) of one accepted return's monthly table."""
+        db.executemany("INSERT INTO figures VALUES (?,?,?,?)",
+                       ((return_id, g, n, None if pd.isna(v) else float(v))
+                        for g, n, v in rows[["grp", "name", "value"]].itertuples(index=False)))
+
+    def add_persons(self, db: sqlite3.Connection, return_id: int, register: str, rows: pd.DataFrame) -> None:
+        """Rows (id_number, grp, record-as-dict) of one return's register."""
+        db.executemany("INSERT INTO persons VALUES (?,?,?,?,?)",
+                       ((return_id, register, n, g, json.dumps(r, ensure_ascii=False, default=str))
+                        for n, g, r in rows[["id_number", "grp", "record"]].itertuples(index=False)))
+
+    def add_findings(self, db: sqlite3.Connection, return_id: int, findings: list[Finding]) -> None:
+        db.executemany("INSERT INTO findings VALUES (?,?)",
+                       ((return_id, json.dumps(f.to_dict(), ensure_ascii=False)) for f in findings))
+
+    def returns(self, *, period: str | None = None, unit: str | None = None,
+                sha256: str | None = None) -> list[StoredReturn]:
+        sql, args = "SELECT id, sha256, file_name, archived_as, unit, period, verdict, status, received_at, filled_on," \
+                    " reason FROM returns WHERE 1=1", []
+        for column, value in (("period", period), ("unit", unit), ("sha256", sha256)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                args.append(value)
+        return [_stored(row) for row in self.db.execute(sql + " ORDER BY id", args)]
+
+    def periods(self) -> list[str]:
+        return [p for (p,) in self.db.execute(
+            "SELECT DISTINCT period FROM returns WHERE period IS NOT NULL ORDER BY period")]
+
+    def findings_of(self, return_ids: list[int]) -> dict[int, list[Finding]]:
+        found: dict[int, list[Finding]] = {i: [] for i in return_ids}
+        for chunk in _chunks(return_ids):
+            marks = ",".join("?" * len(chunk))
+            for rid, text in self.db.execute(f"SELECT return_id, finding FROM findings WHERE return_id IN ({marks})",
+                                             chunk):
+                found[rid].append(Finding.from_dict(json.loads(text)))
+        return found
+
+    def figures_of(self, return_ids: list[int]) -> pd.DataFrame:
+        """Long figures (return_id, grp, name, value) of the given returns."""
+        frames = [pd.read_sql_query(
+            f"SELECT return_id, grp, name, value FROM figures WHERE return_id IN ({','.join('?' * len(c))})",
+            self.db, params=c) for c in _chunks(return_ids)]
+        return pd.concat(frames, ignore_index=True) if frames else \
+            pd.DataFrame(columns=["return_id", "grp", "name", "value"])
+
+    def persons_of(self, return_ids: list[int], register: str) -> pd.DataFrame:
+        """(return_id, id_number, grp, record) of the given returns' register."""
+        rows = []
+        for c in _chunks(return_ids):
+            rows += self.db.execute(
+                f"SELECT return_id, id_number, grp, record FROM persons WHERE register=? AND return_id IN "
+                f"({','.join('?' * len(c))})", [register, *c]).fetchall()
+        frame = pd.DataFrame(rows, columns=["return_id", "id_number", "grp", "record"])
+        frame["record"] = frame["record"].map(json.loads)
+        return frame
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the store to SCHEMA_VERSION, one migration at a time, each in a transaction."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"历史库版本 {version} 比本程序新({SCHEMA_VERSION}),请升级程序")
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[target - 1]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {target}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def _stored(row: tuple) -> StoredReturn:
+    rid, sha, name, archived, unit, period, verdict, status, received, filled, reason = row
+    return StoredReturn(rid, sha, name, archived, unit, period, verdict, status, dt.datetime.fromisoformat(received),
+                        dt.date.fromisoformat(filled) if filled else None, reason)

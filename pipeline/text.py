@@ -1,0 +1,22 @@
+"""Text normalisation shared by every reader: full-width forms, spaces, labels."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_text(value: str) -> str:
+    """NFKC (full-width digits and letters to ASCII), trimmed, inner runs of spaces kept single."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", value)).strip()
+
+
+def normalise_label(value: object) -> str:
+    """A header or label reduced for matching: NFKC, no spaces, no trailing colon or asterisk."""
+    if value is None:
+        return ""
+    text = unicodedata.normalize("NFKC", str(value))
+    text = _SPACES.sub("", text)
+    return text.strip(":*").replace("(", "(").replace(")", ")")

@@ -1,0 +1,40 @@
+"""Street-wide person rule: one person registered by two units of the street.
+
+Each unit is told only that the person is also registered elsewhere, never where or by
+whom: no unit is shown another unit's personal data.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.findings import Finding, Severity, finding
+from pipeline.validate.batch import RET, ROW, ReturnKey
+from pipeline.validate.cells import where
+
+ID = "身份证号"
+
+
+def ids_in_other_units(this_run: pd.DataFrame, earlier: pd.DataFrame, sheet: str,
+                       keys: dict[int, ReturnKey], letters: dict[int, dict[str, str]]
+                       ) -> tuple[list[Finding], dict[int, list[Finding]]]:
+    """IDs held by more than one unit in one register kind.
+
+    `this_run`: typed rows of this run's returns (RET, ROW, 身份证号).
+    `earlier`: (return_id, unit, id_number, cell, row) of returns accepted in earlier runs.
+    Returns errors for this run's returns, and warnings keyed by earlier return id.
+    """
+    mine = this_run[this_run[ID].notna()].assign(unit=lambda f: f[RET].map(lambda r: keys[r].unit))
+    units_of = pd.concat([mine[[ID, "unit"]], earlier.rename(columns={"id_number": ID})[[ID, "unit"]]])
+    shared = units_of.drop_duplicates().groupby(ID)["unit"].nunique()
+    shared = set(shared.index[shared > 1])
+    errors = [finding("id-in-other-unit", **where(keys[r[RET]], sheet, letters[r[RET]].get(ID, ""), r[ROW]),
+                      field=ID, value=r[ID], expected="只在一个村(居)登记")
+              for _, r in mine[mine[ID].isin(shared)].iterrows()]
+    warnings: dict[int, list[Finding]] = {}
+    for _, r in earlier[earlier["id_number"].isin(shared)].iterrows():
+        warnings.setdefault(int(r["return_id"]), []).append(finding(
+            "id-in-other-unit", severity=Severity.WARNING, unit=r["unit"], unit_name=r["unit_name"],
+            period=r["period"], file=r["file"], sheet=sheet, cell=r["cell"], row=r["row"], column=r["column"],
+            field=ID, value=r["id_number"], expected="只在一个村(居)登记"))
+    return errors, warnings

@@ -1,0 +1,98 @@
+"""Reading one cell's value the way a clerk meant it: numbers, rates, dates, codes, IDs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from functools import lru_cache
+
+from pipeline.periods import EXCEL_EPOCH
+from pipeline.text import normalise_text
+
+DATE_FORMS = "2026-11-03、2026/11/3 或 2026年11月3日"
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def as_text(value: object) -> str | None:
+    """A cell as the text a clerk sees: None for blank, whole floats without '.0'."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = normalise_text(str(value))
+    return text or None
+
+
+def has_control_characters(value: object) -> bool:
+    return isinstance(value, str) and bool(_CONTROL.search(value))
+
+
+def strip_control_characters(text: str) -> str:
+    return _CONTROL.sub(" ", text)
+
+
+def number_text(text: str) -> str:
+    """Drop what decorates a number: thousands separators, spaces, a trailing ‰ or %."""
+    return text.replace(",", "").replace(" ", "").rstrip("‰%")
+
+
+def is_plain_number(text: str) -> bool:
+    """'12', '-3.5', '.5': a number once decorations are gone (see number_text)."""
+    return bool(_NUMBER.match(text))
+
+
+def parse_number(value: object) -> float | None:
+    """The number in a cell (numbers stored as text and full-width digits included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return None if isinstance(value, float) and math.isnan(value) else float(value)
+    text = as_text(value)
+    if text is None:
+        return None
+    text = number_text(text)
+    return float(text) if _NUMBER.match(text) else None
+
+
+def parse_date(value: object) -> dt.date | None:
+    """A date from an Excel date, an Excel serial, or the written forms clerks use."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _serial_date(float(value))
+    text = as_text(value)
+    return None if text is None else _parse_date_text(text)
+
+
+@lru_cache(maxsize=65536)
+def _parse_date_text(text: str) -> dt.date | None:
+    text = text.replace(" ", "")
+    m = _DATE.match(text) or _COMPACT_DATE.match(text)
+    if m:
+        try:
+            return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            return None
+    if _NUMBER.match(text):
+        return _serial_date(float(text))
+    return None
+
+
+def _serial_date(serial: float) -> dt.date | None:
+    if 1 <= serial < 2958466 and serial.is_integer():
+        return EXCEL_EPOCH + dt.timedelta(days=int(serial))
+    return None

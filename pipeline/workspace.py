@@ -1,0 +1,61 @@
+"""The working folder: where the inbox, outbox, archive, quarantine and history are."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.registry import Settings
+
+LOCK_FILE = ".pipeline.lock"
+# Names that are someone's work in progress, not a return: Excel/WPS lock files, temporaries.
+IGNORED_PREFIXES = ("~$", ".~lock", ".", "~")
+IGNORED_SUFFIXES = (".tmp", ".temp", ".crdownload", ".part", ".partial", ".download", "#", ".swp")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    inbox: Path
+    outbox: Path
+    archive: Path
+    quarantine: Path
+    history: Path
+
+    @classmethod
+    def at(cls, root: Path, settings: Settings, inbox: Path | None = None, outbox: Path | None = None) -> "Workspace":
+        """Folders from the settings, relative to the working folder; --inbox/--outbox win."""
+        root = root.resolve()
+        return cls(root, (inbox or root / settings.inbox).resolve(), (outbox or root / settings.outbox).resolve(),
+                   (root / settings.archive).resolve(), (root / settings.quarantine).resolve(),
+                   (root / settings.history).resolve())
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE
+
+    def create(self) -> None:
+        for folder in (self.inbox, self.outbox, self.archive, self.quarantine):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def is_work_in_progress(path: Path) -> bool:
+    """Lock files, hidden files and temporaries are left alone in the inbox."""
+    name = path.name
+    return name.startswith(IGNORED_PREFIXES) or name.lower().endswith(IGNORED_SUFFIXES)
+
+
+def ready_files(inbox: Path, settle_seconds: float, now: float | None = None) -> list[Path]:
+    """Inbox files that are complete: not in progress, and unchanged for `settle_seconds`.
+
+    A file still being copied grows or has a fresh modification time; it is taken next run.
+    """
+    now = time.time() if now is None else now
+    ready = []
+    for path in sorted(p for p in inbox.iterdir() if p.is_file()):
+        if is_work_in_progress(path):
+            continue
+        if now - path.stat().st_mtime >= settle_seconds:
+            ready.append(path)
+    return ready

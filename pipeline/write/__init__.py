@@ -1,0 +1,1 @@
+"""Write: the outbox's workbooks and reports, every cell through one safe writer."""

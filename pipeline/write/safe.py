@@ -1,0 +1,83 @@
+"""The one way the product writes files a person will open.
+
+Untrusted text is always written as text: xlsxwriter's automatic conversions are off, so
+'=cmd|…', '+1', '@SUM(…)' and URLs stay inert strings; control characters are replaced.
+Every file is written to a temporary name beside its target and moved into place
+atomically, so a reader never sees half a workbook and a crash leaves the old one whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import xlsxwriter
+from xlsxwriter.worksheet import Worksheet
+
+from pipeline.values import strip_control_characters
+
+TEMP_PREFIX = ".~pipeline-"
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+EXCEL_TEXT_LIMIT = 32767
+
+
+@contextmanager
+def atomic_file(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success fsync it and os.replace it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        with open(temp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def clean_stale_temporaries(folder: Path) -> int:
+    """Remove temporaries left by a run that was killed mid-write; returns how many."""
+    stale = list(folder.rglob(f"{TEMP_PREFIX}*")) if folder.exists() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def new_workbook(path: Path) -> xlsxwriter.Workbook:
+    """An xlsxwriter workbook that never turns text into formulas, links or numbers."""
+    return xlsxwriter.Workbook(str(path), {
+        "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
+        "nan_inf_to_errors": False, "remove_timezone": True,
+    })
+
+
+def safe_text(value: str) -> str:
+    """Text fit for a cell: control characters replaced, cut to Excel's limit."""
+    return strip_control_characters(value)[:EXCEL_TEXT_LIMIT]
+
+
+def write_cell(ws: Worksheet, row: int, col: int, value: Any, fmt: Any = None) -> None:
+    """Write one value by its type; text always as a string, blanks as blank cells."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        ws.write_blank(row, col, None, fmt)
+    elif isinstance(value, bool):
+        ws.write_string(row, col, "是" if value else "否", fmt)
+    elif isinstance(value, (int, float)):
+        ws.write_number(row, col, value, fmt)
+    elif isinstance(value, (dt.date, dt.datetime)):
+        ws.write_string(row, col, value.isoformat(), fmt)
+    else:
+        ws.write_string(row, col, safe_text(str(value)), fmt)
+
+
+def csv_safe(value: Any) -> str:
+    """A CSV field that spreadsheet programs will not run as a formula."""
+    text = "" if value is None else safe_text(str(value))
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text

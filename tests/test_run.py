@@ -1,0 +1,128 @@
+"""A run over a working folder: filing, verdicts, the outbox, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import openpyxl
+
+from conftest import PERIOD, RUN_DAY, clean_return, drop
+from pipeline.outputs import UNIT_FOLDER, output_names
+from pipeline.run import run
+from pipeline.store.history import History
+
+
+def report(ws) -> dict:
+    return json.loads((ws.outbox / PERIOD / "report.json").read_text(encoding="utf-8"))
+
+
+def test_clean_returns_are_accepted_and_filed(workspace, street):
+    drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
+    drop(workspace, "乙.xlsx", clean_return(street, "U02", first_serial=30))
+    result = run(workspace, street, now=RUN_DAY)
+    assert result.exit_code == 0
+    assert [o.status for o in result.outcomes] == ["accepted", "accepted"]
+    assert not [p for p in workspace.inbox.iterdir() if p.name != ".gitkeep"]
+    archived = sorted(p.name for p in (workspace.archive / PERIOD).rglob("*.xlsx"))
+    assert len(archived) == 2 and all(PERIOD in str(p) for p in (workspace.archive / PERIOD).rglob("*.xlsx"))
+    units = {u["unit"]: u["status"] for u in report(workspace)["units"]}
+    assert units == {"U01": "accepted", "U02": "accepted", "U03": "missing"}
+
+
+def test_rejected_return_is_archived_reported_and_left_out_of_totals(workspace, street):
+    good, bad = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
+    bad.monthly.at[0, "期末人口"] += 7
+    drop(workspace, "good.xlsx", good)
+    drop(workspace, "bad.xlsx", bad)
+    result = run(workspace, street, now=RUN_DAY)
+    assert result.exit_code == 1
+    assert {o.unit: o.status for o in result.outcomes} == {"U01": "accepted", "U02": "rejected"}
+    rep = report(workspace)
+    assert {r["file"]: r["status"] for r in rep["returns"]} == {"good.xlsx": "accepted", "bad.xlsx": "rejected"}
+    assert [(f["code"], f["unit"], f["sheet"], f["cell"]) for f in rep["findings"]] == [
+        ("population-balance", "U02", "月报", "G4")]
+    assert set(rep["findings"][0]) >= {"code", "severity", "unit", "file", "sheet", "cell", "row", "column",
+                                       "value", "expected", "message"}
+    assert list((workspace.archive / PERIOD).rglob("*bad.xlsx"))
+    summary = openpyxl.load_workbook(workspace.outbox / PERIOD / output_names(street, PERIOD)["summary"])
+    rows = {r[0]: r for r in summary["汇总"].iter_rows(values_only=True) if r and r[0]}
+    header = next(r for r in summary["汇总"].iter_rows(values_only=True) if r and r[0] == "单位")
+    total = rows["合计"][header.index("期末人口")]
+    assert total == good.monthly["期末人口"].sum()
+    status_rows = [r for r in summary["报送情况"].iter_rows(values_only=True)]
+    joined = ["|".join(str(c) for c in r if c is not None) for r in status_rows]
+    assert any("乙社区" in line and "已退回" in line and "|1|" in line for line in joined)
+    assert any("丙村" in line and "未报送" in line for line in joined)
+
+
+def test_unknown_unit_is_quarantined_with_a_reason(workspace, street):
+    data = clean_return(street, "U01")
+    data.cover.update({"单位名称": "外街道某村", "单位代码": "Z1"})
+    drop(workspace, "月报.xlsx", data)
+    (workspace.inbox / "notes.xlsx").write_bytes(b"not a workbook at all")
+    import os
+
+    os.utime(workspace.inbox / "notes.xlsx", (RUN_DAY.timestamp() - 3600,) * 2)
+    result = run(workspace, street, now=RUN_DAY)
+    assert result.exit_code == 1
+    assert sorted(o.status for o in result.outcomes) == ["quarantined", "quarantined"]
+    reasons = sorted(p.read_text(encoding="utf-8-sig") for p in workspace.quarantine.rglob("*.原因.txt"))
+    assert len(reasons) == 2 and any("无法确定报送单位" in r for r in reasons)
+    assert any("不是Excel工作簿" in r for r in reasons)
+
+
+def test_same_content_twice_is_processed_once(workspace, street):
+    data = clean_return(street, "U01")
+    drop(workspace, "a.xlsx", data)
+    run(workspace, street, now=RUN_DAY)
+    (workspace.inbox / "a again.xlsx").write_bytes(next((workspace.archive / PERIOD).rglob("*.xlsx")).read_bytes())
+    import os
+
+    os.utime(workspace.inbox / "a again.xlsx", (RUN_DAY.timestamp() - 3600,) * 2)
+    result = run(workspace, street, now=RUN_DAY)
+    assert [o.status for o in result.outcomes] == ["duplicate"]
+    with History(workspace.history) as h:
+        assert [r.status for r in h.returns(period=PERIOD)] == ["accepted", "duplicate"]
+    assert len(list((workspace.archive / PERIOD).rglob("*.xlsx"))) == 2
+
+
+def test_lock_files_and_fresh_files_stay_in_the_inbox(workspace, street):
+    (workspace.inbox / "~$甲村.xlsx").write_bytes(b"lock")
+    drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
+    fresh = workspace.inbox / "乙.xlsx"
+    drop(workspace, "乙.xlsx", clean_return(street, "U02", first_serial=30))
+    fresh.touch()  # still being copied: modified just now
+    result = run(workspace, street, now=RUN_DAY)
+    assert [o.file for o in result.outcomes] == ["甲村.xlsx"]
+    assert (workspace.inbox / "~$甲村.xlsx").exists() and fresh.exists()
+
+
+def test_person_in_a_unit_accepted_earlier_gives_that_unit_a_warning(workspace, street):
+    first = clean_return(street, "U01")
+    drop(workspace, "甲.xlsx", first)
+    run(workspace, street, now=RUN_DAY)
+    second = clean_return(street, "U02", first_serial=30)
+    second.roster.at[0, "身份证号"] = first.roster.at[0, "身份证号"]
+    drop(workspace, "乙.xlsx", second)
+    run(workspace, street, now=RUN_DAY)
+    found = {(f["unit"], f["code"], f["severity"], f["cell"]) for f in report(workspace)["findings"]}
+    assert found == {("U01", "id-in-other-unit", "warning", "C3"), ("U02", "id-in-other-unit", "error", "C3")}
+
+
+def test_unit_workbooks_hold_only_their_own_unit(workspace, street):
+    a, b = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
+    a.monthly.at[0, "期末人口"] += 1
+    b.monthly.at[0, "期末人口"] += 1
+    drop(workspace, "a.xlsx", a)
+    drop(workspace, "b.xlsx", b)
+    run(workspace, street, now=RUN_DAY)
+    books = sorted((workspace.outbox / PERIOD / UNIT_FOLDER).glob("*.xlsx"))
+    assert len(books) == 2
+    for book_path, own, other in ((books[0], a, b), (books[1], b, a)):
+        text = " ".join(str(v) for ws in openpyxl.load_workbook(book_path).worksheets
+                        for row in ws.iter_rows(values_only=True) for v in row if v is not None)
+        assert own.roster.at[0, "身份证号"] in text
+        for person in list(other.roster["身份证号"]) + list(other.floating["身份证号"]):
+            assert person not in text
+        for name in list(other.roster["姓名"]) + list(other.floating["姓名"]):
+            assert name not in text.replace(str(own.cover["单位名称"]), "")
