@@ -1,0 +1,78 @@
+"""The command line: help for every command, validate's output and exit codes, run and status."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import STREET, clean_return, drop
+from pipeline.cli import main
+from pipeline.returnbook import write_return
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def registry_file(tmp_path: Path) -> Path:
+    lines = [f'[street]\ncode = "{STREET["street"]["code"]}"\nname = "{STREET["street"]["name"]}"\n'
+             f'district = "{STREET["street"]["district"]}"\ndeadline_day = 5\n']
+    for u in STREET["units"]:
+        lines.append(f'[[units]]\ncode = "{u["code"]}"\nname = "{u["name"]}"\nkind = "{u["kind"]}"\n'
+                     f'aliases = {u["aliases"]!r}\ngroups = {list(u["groups"])!r}\n'.replace("'", '"'))
+    path = tmp_path / "pipeline.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    tomllib.loads(path.read_text(encoding="utf-8"))
+    return path
+
+
+def test_every_command_has_help_and_a_readme_mention():
+    readme = README.read_text(encoding="utf-8")
+    for name, command in main.commands.items():
+        assert command.help, name
+        assert f"pipeline {name}" in readme, name
+
+
+def test_validate_prints_findings_in_chinese_and_exits_1(tmp_path, street):
+    config = registry_file(tmp_path)
+    data = clean_return(street)
+    data.monthly.at[0, "期末人口"] += 2
+    path = write_return(tmp_path / "甲村.xlsx", data)
+    result = CliRunner().invoke(main, ["validate", str(path), "--config", str(config)])
+    assert result.exit_code == 1
+    assert "错误 月报!G4" in result.output and "期末人口" in result.output and "与计算结果不符" in result.output
+
+
+def test_validate_clean_file_exits_0(tmp_path, street):
+    config = registry_file(tmp_path)
+    path = write_return(tmp_path / "甲村.xlsx", clean_return(street))
+    result = CliRunner().invoke(main, ["validate", str(path), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+
+
+def test_run_and_status(tmp_path, street, monkeypatch):
+    registry_file(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "已接收" in result.output
+    status = CliRunner().invoke(main, ["status", "--period", "2026-10"])
+    assert status.exit_code == 0
+    assert re.search(r"甲村\s+已接收", status.output) and re.search(r"乙社区\s+未报送", status.output)
+
+
+def test_run_with_a_broken_registry_exits_2(tmp_path):
+    bad = tmp_path / "pipeline.toml"
+    bad.write_text("[street\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", "--config", str(bad), "--workdir", str(tmp_path)])
+    assert result.exit_code == 2 and "格式有误" in result.output
+
+
+@pytest.mark.parametrize("value", ["2026-13", "十月"])
+def test_bad_period_option_is_refused(value):
+    result = CliRunner().invoke(main, ["run", "--period", value])
+    assert result.exit_code == 2
