@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import tomllib
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 
 def schemas_dir() -> Path:
     """The schemas/ folder: beside the package in a checkout, inside it once installed."""
-    checkout = Path(__file__).resolve().parent.parent / "schemas"
-    if (checkout / "template_v1.toml").is_file():
-        return checkout
-    return Path(str(resources.files("pipeline.schemas")))
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "schemas"
+    return checkout if (checkout / "template_v1.toml").is_file() else here / "schemas"
 
 
 @cache
