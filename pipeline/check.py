@@ -15,6 +15,7 @@ from pipeline.findings import Finding, finding, with_severities
 from pipeline.forms import Form
 from pipeline.intake.returns import ReturnFile
 from pipeline.registry import Registry
+from pipeline.store.history import Layout
 from pipeline.validate import Validated, validate_returns
 from pipeline.validate.batch import RET, ROW, ReturnKey
 from pipeline.validate.registers import GROUP
@@ -31,6 +32,7 @@ class CheckedReturn:
     findings: list[Finding]
     figures: pd.DataFrame  # long rows: grp, name, value
     persons: dict[str, pd.DataFrame] = field(default_factory=dict)  # sheet key -> id_number, grp, record
+    layouts: list[Layout] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -63,7 +65,8 @@ def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today
             earlier_warnings.setdefault(rid, []).extend(ws)
     overrides = registry.settings.severity
     checked = [CheckedReturn(f, with_severities(_stamp(found[i], keys[i]), overrides), figures_of(validated, i, form),
-                             {k: persons_of(validated, i, k, a, files[i]) for k, a in REGISTERS.items()})
+                             {k: persons_of(validated, i, k, a, files[i]) for k, a in REGISTERS.items()},
+                             layouts_of(validated, i, f))
                for i, f in enumerate(files)]
     return checked, {rid: with_severities(ws, overrides) for rid, ws in earlier_warnings.items()}
 
@@ -84,6 +87,14 @@ def figures_of(validated: Validated, index: int, form: Form) -> pd.DataFrame:
     long = rows.melt(id_vars=[GROUP], value_vars=names, var_name="name", value_name="value")
     long = long.rename(columns={GROUP: "grp"}).dropna(subset=["value"])
     return long.groupby(["grp", "name"], as_index=False)["value"].sum()
+
+
+def layouts_of(validated: Validated, index: int, file: ReturnFile) -> list[Layout]:
+    """Where each table sat in the file, and the Excel row of each group of the monthly table."""
+    rows = validated.monthly[(validated.monthly[RET] == index) & validated.monthly[GROUP].notna()]
+    group_rows = {g: int(r) for g, r in zip(rows[GROUP], rows[ROW])}
+    return [Layout(key, t.sheet, t.header_row, t.total_row, t.letters, group_rows if key == "monthly" else {})
+            for key, t in file.tables.items()]
 
 
 def persons_of(validated: Validated, index: int, key: str, attr: str, file: ReturnFile) -> pd.DataFrame:

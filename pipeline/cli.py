@@ -124,6 +124,26 @@ def status_command(period: str | None, config: Path | None, workdir: Path) -> No
                    f"{line.received or '':19} 错误 {line.errors} 警告 {line.warnings}")
 
 
+@main.command("history")
+@click.option("--unit", "unit_text", required=True, help="单位名称、简称或代码,如 满春村")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+def history_command(unit_text: str, config: Path | None, workdir: Path) -> None:
+    """某村(居)历次报送:各月的文件、结果和主要合计数(如"8月报的是什么?")。"""
+    from pipeline.status import unit_history
+
+    registry = _registry(workdir, config)
+    found = unit_history(Workspace.at(workdir, registry.settings), registry, unit_text)
+    if found is None:
+        raise click.ClickException(f"没有找到单位“{unit_text}”的报送记录。")
+    name, lines = found
+    click.echo(f"{name} 历次报送")
+    for line in lines:
+        totals = ",".join(f"{k} {v:,.0f}" for k, v in line.totals.items())
+        click.echo(f"  {line.period}  {STATUS_ZH.get(line.status, line.status):8} {line.received}  {line.file}"
+                   f"  错误 {line.errors} 警告 {line.warnings}  {totals}")
+
+
 @main.command("demo")
 @click.argument("folder", required=False, default="demo-street", type=click.Path(file_okay=False, path_type=Path))
 def demo_command(folder: Path) -> None:

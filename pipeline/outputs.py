@@ -65,7 +65,7 @@ def write_unit_books(state: PeriodState, folder: Path) -> None:
     contact = f"如有疑问请联系{state.registry.street.name}计生办。"
     units = {u.code: u for u in state.registry.units}
     for r in state.returns:
-        findings = state.findings_by_return.get(r.id, [])
+        findings = [f for f in state.findings_by_return.get(r.id, []) if f.severity != "info"]
         if r.status not in ("accepted", "rejected", "superseded") or not findings or r.unit not in units:
             continue
         unit = units[r.unit]

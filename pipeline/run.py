@@ -18,7 +18,8 @@ from pipeline.intake.returns import ReturnFile, take_in
 from pipeline.outputs import write_period_outputs
 from pipeline.registry import Registry
 from pipeline.store.filing import (Outcome, earlier_persons, file_checked, file_quarantined, file_repeat,
-                                   finish_interrupted)
+                                   finish_interrupted, settle_outcomes)
+from pipeline.store.recheck import reconcile_stored
 from pipeline.store.history import History
 from pipeline.workspace import Workspace, ready_files
 from pipeline.write.safe import clean_stale_temporaries
@@ -71,7 +72,10 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
         identified = [f for f in fresh if not f.quarantine_reason]
         checked, warnings = check_returns(identified, registry, form, now.date(),
                                           earlier_persons(history, identified))
-        result.outcomes += file_checked(history, ws, result.run_id, checked, warnings)
+        filed = file_checked(history, ws, result.run_id, checked, warnings)
+        reconcile_stored(history, registry, form, earliest_months(filed))
+        settle_outcomes(history, filed)
+        result.outcomes += filed
         result.periods_written = write_period_outputs(history, registry, ws, now)
         history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))
     return result
@@ -88,6 +92,14 @@ def split_repeats(files: list[ReturnFile], history: History) -> tuple[list[Retur
             fresh.append(f)
         seen.add(f.sha256)
     return fresh, repeats
+
+
+def earliest_months(outcomes: list[Outcome]) -> dict[str, str]:
+    """Per unit, the earliest month filed now: reconciliation is re-run from there on."""
+    first: dict[str, str] = {}
+    for o in outcomes:
+        first[o.unit] = min(first.get(o.unit, o.period), o.period)
+    return first
 
 
 def summarise(result: RunResult) -> dict:

@@ -61,3 +61,36 @@ def period_status(ws: Workspace, registry: Registry, period: str | None,
                                 timeliness(r.received_at if r else None, due, today),
                                 sum(f.severity == "error" for f in fs), sum(f.severity == "warning" for f in fs)))
     return PeriodStatus(period, due, lines)
+
+
+@dataclass
+class HistoryLine:
+    period: str
+    file: str
+    received: str
+    status: str
+    errors: int
+    warnings: int
+    totals: dict[str, float]
+
+
+KEY_TOTALS = ("期末人口", "出生", "死亡", "已婚育龄妇女", "节育措施", "流动人口")
+
+
+def unit_history(ws: Workspace, registry: Registry, unit_text: str) -> tuple[str, list[HistoryLine]] | None:
+    """Every return a unit has sent, month by month, with its outcome and key totals."""
+    unit = registry.unit_by_code(unit_text) or registry.find_unit(unit_text)
+    if unit is None or not ws.history.exists():
+        return None
+    with History(ws.history) as history:
+        returns = [r for r in history.returns(unit=unit.code) if r.verdict != "duplicate"]
+        found = history.findings_of([r.id for r in returns])
+        figures = history.figures_of([r.id for r in returns])
+    lines = []
+    for r in sorted(returns, key=lambda r: (r.period or "", r.received_at)):
+        mine = figures[figures["return_id"] == r.id]
+        totals = {k: float(mine.loc[mine["name"] == k, "value"].sum()) for k in KEY_TOTALS if k in set(mine["name"])}
+        lines.append(HistoryLine(r.period or "", r.file_name, r.received_at.isoformat(sep=" ", timespec="minutes"),
+                                 r.status, sum(f.severity == "error" for f in found[r.id]),
+                                 sum(f.severity == "warning" for f in found[r.id]), totals))
+    return unit.name, lines

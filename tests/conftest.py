@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from stdnum.cn import ric
 
+from pipeline.periods import month_end, shift
 from pipeline.registry import Registry, parse_registry
 from pipeline.returnbook import ReturnData, write_return
 from pipeline.workspace import Workspace
@@ -51,16 +52,19 @@ def floater(group: str, serial: int, *, female: bool = True, married: bool = Tru
             "验证": "是" if verified else "否", "联系电话": f"1380000{serial:04d}"}
 
 
-def table_from(groups: list[str], women: list[dict], floaters: list[dict]) -> pd.DataFrame:
+def table_from(groups: list[str], women: list[dict], floaters: list[dict], period: str = PERIOD,
+               starts: dict[str, int] | None = None) -> pd.DataFrame:
     """The 月报 rows that agree with the registers (and balance)."""
     rows = []
     for i, g in enumerate(groups):
         w = [x for x in women if x["小组"] == g and x["变动"] not in ("迁出", "死亡", "超龄", "离异丧偶")]
-        f = [x for x in floaters if x["小组"] == g and not (x["流出日期"] and x["流出日期"] <= dt.date(2026, 10, 31))]
+        first, end = dt.date(int(period[:4]), int(period[5:]), 1), month_end(period)
+        f = [x for x in floaters if x["小组"] == g and not (x["流出日期"] and x["流出日期"] <= end)]
         fw = [x for x in f if x["性别"] == "女"]
-        start = 400 + 100 * i
-        rows.append({"小组": g, "期初人口": start, "出生": 2, "死亡": 1, "迁入": 3, "迁出": 1, "期末人口": start + 3,
-                     "政策内出生": 2, "怀孕": sum(x["孕情"] == "孕中" for x in w), "已婚育龄妇女": len(w),
+        start = (starts or {}).get(g, 400 + 100 * i)
+        born = sum(bool(x["末次生育日期"]) and first <= x["末次生育日期"] <= end for x in w)
+        rows.append({"小组": g, "期初人口": start, "出生": born, "死亡": 1, "迁入": 3, "迁出": 1,
+                     "期末人口": start + born + 1, "政策内出生": born, "怀孕": sum(x["孕情"] == "孕中" for x in w), "已婚育龄妇女": len(w),
                      "节育措施": sum(x["节育措施"] != "无" for x in w), "独生子女证": 5, "流动人口": len(f),
                      "流动育龄妇女": len(fw),
                      "流动节育措施": sum(x["婚姻状况"] == "已婚" and x["节育措施"] not in (None, "无") for x in fw),
@@ -78,9 +82,36 @@ def clean_return(registry: Registry, code: str = "U01", period: str = PERIOD, fi
         floaters += [floater(g, n), floater(g, n + 1, female=False, married=False, measure=None)]
         n += 3
     cover = {"单位名称": unit.name, "单位代码": unit.code, "报告期": period, "填报人": "张三",
-             "联系电话": "13900000000", "填报日期": dt.date(2026, 11, 2)}
-    return ReturnData(cover, table_from(list(unit.groups), women, floaters), pd.DataFrame(women),
+             "联系电话": "13900000000", "填报日期": dt.date(*map(int, shift(period, 1).split("-")), 2)}
+    return ReturnData(cover, table_from(list(unit.groups), women, floaters, period), pd.DataFrame(women),
                       pd.DataFrame(floaters))
+
+
+def next_month(data: ReturnData, births: int = 0) -> ReturnData:
+    """The same unit one month on, nothing changed but what the test plants: 期初 = last 期末.
+
+    `births`: that many women not pregnant give birth on the 10th of the new month.
+    """
+    period = shift(str(data.cover["报告期"]), 1)
+    roster = data.roster.copy()
+    roster = roster[~roster["变动"].isin(["迁出", "死亡", "超龄", "离异丧偶"])].reset_index(drop=True)
+    roster["变动"] = "无"
+    mothers = roster.index[roster["孕情"] == "孕中"][:births]
+    roster.loc[mothers, "末次生育日期"] = dt.date(int(period[:4]), int(period[5:]), 10)
+    roster.loc[mothers, "孕情"] = "无"
+    roster.loc[mothers, "备注"] = None
+    floating = data.floating.copy()
+    starts = dict(zip(data.monthly["小组"], data.monthly["期末人口"]))
+    cover = {**data.cover, "报告期": period, "填报日期": dt.date(*map(int, shift(period, 1).split("-")), 2)}
+    return ReturnData(cover, table_from(list(data.monthly["小组"]), roster.to_dict("records"),
+                                        floating.to_dict("records"), period, starts), roster, floating)
+
+
+def retable(data: ReturnData) -> None:
+    """After a register changed, make the table agree with it again (keeping 期初人口)."""
+    starts = dict(zip(data.monthly["小组"], data.monthly["期初人口"]))
+    data.monthly = table_from(list(data.monthly["小组"]), data.roster.to_dict("records"),
+                              data.floating.to_dict("records"), str(data.cover["报告期"]), starts)
 
 
 @pytest.fixture

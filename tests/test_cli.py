@@ -63,6 +63,8 @@ def test_run_and_status(tmp_path, street, monkeypatch):
     status = CliRunner().invoke(main, ["status", "--period", "2026-10"])
     assert status.exit_code == 0
     assert re.search(r"甲村\s+已接收", status.output) and re.search(r"乙社区\s+未报送", status.output)
+    history = CliRunner().invoke(main, ["history", "--unit", "甲村委会"])
+    assert history.exit_code == 0 and "2026-10" in history.output and "期末人口 902" in history.output
 
 
 def test_run_with_a_broken_registry_exits_2(tmp_path):

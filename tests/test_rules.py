@@ -84,7 +84,7 @@ def not_a_number(d):
 @case
 def negative(d):
     _set(d.monthly, "迁入", -3)
-    d.monthly.at[0, "期末人口"] = d.monthly.at[0, "期初人口"] + 2 - 1 - 3 - 1
+    d.monthly.at[0, "期末人口"] = d.monthly.at[0, "期初人口"] + 0 - 1 - 3 - 1
     return {("negative", "error", "月报", m_cell(d, "迁入"))}
 
 
@@ -135,7 +135,7 @@ def floating_measures_exceed_women(d):
 
 @case
 def birth_order_sum(d):
-    d.monthly.insert(3, "一孩", [1, 2])
+    d.monthly.insert(3, "一孩", [1, 0])
     d.monthly.insert(4, "二孩", [0, 0])
     d.monthly.insert(5, "多孩", [0, 0])
     return {("birth-order-sum", "error", "月报", m_cell(d, "一孩"))}

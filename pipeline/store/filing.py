@@ -28,6 +28,7 @@ class Outcome:
     file: str
     sha256: str
     status: str  # accepted | rejected | quarantined | duplicate
+    return_id: int = 0
     unit: str = ""
     unit_name: str = ""
     period: str = ""
@@ -64,8 +65,8 @@ def file_quarantined(history: History, ws: Workspace, run_id: int, f: ReturnFile
         rid = history.add_return(db, stored, run_id)
         history.add_findings(db, rid, f.findings)
     _move(f.path, target, stored)
-    return Outcome(f.name, f.sha256, "quarantined", f.unit.code if f.unit else "", f.unit.name if f.unit else "",
-                   f.period or "", filed_as=str(target), reason=f.quarantine_reason)
+    return Outcome(f.name, f.sha256, "quarantined", rid, f.unit.code if f.unit else "",
+                   f.unit.name if f.unit else "", f.period or "", filed_as=str(target), reason=f.quarantine_reason)
 
 
 def file_repeat(history: History, ws: Workspace, run_id: int, f: ReturnFile) -> Outcome:
@@ -76,9 +77,9 @@ def file_repeat(history: History, ws: Workspace, run_id: int, f: ReturnFile) -> 
     reason = f"与已处理的文件“{first[0].file_name}”内容相同" if first else "本次收到两份内容相同的文件"
     stored = _stored(f, target, "duplicate", reason)
     with history.transaction() as db:
-        history.add_return(db, stored, run_id)
+        rid = history.add_return(db, stored, run_id)
     move_into(f.path, target)
-    return Outcome(f.name, f.sha256, "duplicate", stored.unit or "", "", stored.period or "",
+    return Outcome(f.name, f.sha256, "duplicate", rid, stored.unit or "", "", stored.period or "",
                    filed_as=str(target), reason=reason)
 
 
@@ -96,11 +97,12 @@ def file_checked(history: History, ws: Workspace, run_id: int, checked: list[Che
             for key, persons in c.persons.items():
                 history.add_persons(db, rid, key, persons)
             history.add_findings(db, rid, c.findings)
+            for layout in c.layouts:
+                history.add_layout(db, rid, layout)
             restand(history, db, f.unit.code, f.period)
         move_into(f.path, target)
-        outcomes.append(Outcome(f.name, f.sha256, c.verdict, f.unit.code, f.unit.name, f.period,
-                                sum(x.severity == "error" for x in c.findings),
-                                sum(x.severity == "warning" for x in c.findings), str(target)))
+        outcomes.append(Outcome(f.name, f.sha256, c.verdict, rid, f.unit.code, f.unit.name, f.period,
+                                filed_as=str(target)))
     add_earlier_warnings(history, earlier_warnings)
     return outcomes
 
@@ -158,3 +160,14 @@ def earlier_persons(history: History, files: list[ReturnFile]) -> dict[str, pd.D
 def _stored(f: ReturnFile, target: Path, verdict: str, reason: str) -> StoredReturn:
     return StoredReturn(0, f.sha256, f.name, str(target), f.unit.code if f.unit else None, f.period,
                         verdict, verdict, f.received_at, f.identity.filled_on if f.identity else None, reason)
+
+
+def settle_outcomes(history: History, outcomes: list[Outcome]) -> None:
+    """After reconciliation: each checked return's final verdict and finding counts."""
+    found = history.findings_of([o.return_id for o in outcomes])
+    verdicts = {r.id: r.verdict for o in outcomes for r in history.returns(sha256=o.sha256) if r.id == o.return_id}
+    for o in outcomes:
+        if o.status in ("accepted", "rejected"):
+            o.status = verdicts[o.return_id]
+        o.errors = sum(f.severity == "error" for f in found[o.return_id])
+        o.warnings = sum(f.severity == "warning" for f in found[o.return_id])

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -66,6 +66,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX findings_by_return ON findings(return_id);
     """,
+    # 2: reconciliation findings are recomputed when last month changes, so they are
+    # kept apart from the form's; each return's table layout, for cells of later checks.
+    """
+    ALTER TABLE findings ADD COLUMN stage TEXT NOT NULL DEFAULT 'form';
+    CREATE TABLE layouts (
+        return_id INTEGER NOT NULL REFERENCES returns(id),
+        sheet_key TEXT NOT NULL,
+        sheet TEXT NOT NULL,
+        header_row INTEGER NOT NULL,
+        total_row INTEGER,
+        letters TEXT NOT NULL,
+        group_rows TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (return_id, sheet_key)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -83,6 +98,22 @@ class StoredReturn:
     received_at: dt.datetime
     filled_on: dt.date | None
     reason: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a return's table sat in the clerk's sheet: enough to point later findings at cells."""
+
+    sheet_key: str
+    sheet: str
+    header_row: int
+    total_row: int | None
+    letters: dict[str, str]
+    group_rows: dict[str, int] = field(default_factory=dict)  # monthly table: group -> Excel row
+
+    def cell(self, column: str, row: int | None) -> str:
+        letter = self.letters.get(column, "")
+        return f"{letter}{row}" if letter and row else ""
 
 
 class History:
@@ -151,9 +182,28 @@ class History:
                        ((return_id, register, n, g, json.dumps(r, ensure_ascii=False, default=str))
                         for n, g, r in rows[["id_number", "grp", "record"]].itertuples(index=False)))
 
-    def add_findings(self, db: sqlite3.Connection, return_id: int, findings: list[Finding]) -> None:
-        db.executemany("INSERT INTO findings VALUES (?,?)",
-                       ((return_id, json.dumps(f.to_dict(), ensure_ascii=False)) for f in findings))
+    def add_findings(self, db: sqlite3.Connection, return_id: int, findings: list[Finding],
+                     stage: str = "form") -> None:
+        db.executemany("INSERT INTO findings(return_id, finding, stage) VALUES (?,?,?)",
+                       ((return_id, json.dumps(f.to_dict(), ensure_ascii=False), stage) for f in findings))
+
+    def replace_findings(self, db: sqlite3.Connection, return_id: int, findings: list[Finding], stage: str) -> None:
+        """Swap one stage's findings of a return for a fresh set."""
+        db.execute("DELETE FROM findings WHERE return_id=? AND stage=?", (return_id, stage))
+        self.add_findings(db, return_id, findings, stage)
+
+    def set_verdict(self, db: sqlite3.Connection, return_id: int, verdict: str) -> None:
+        db.execute("UPDATE returns SET verdict=? WHERE id=?", (verdict, return_id))
+
+    def add_layout(self, db: sqlite3.Connection, return_id: int, layout: "Layout") -> None:
+        db.execute("INSERT INTO layouts VALUES (?,?,?,?,?,?,?)",
+                   (return_id, layout.sheet_key, layout.sheet, layout.header_row, layout.total_row,
+                    json.dumps(layout.letters, ensure_ascii=False), json.dumps(layout.group_rows, ensure_ascii=False)))
+
+    def layouts_of(self, return_id: int) -> dict[str, "Layout"]:
+        rows = self.db.execute("SELECT sheet_key, sheet, header_row, total_row, letters, group_rows FROM layouts"
+                               " WHERE return_id=?", (return_id,))
+        return {k: Layout(k, s, h, t, json.loads(letters), json.loads(groups)) for k, s, h, t, letters, groups in rows}
 
     def returns(self, *, period: str | None = None, unit: str | None = None,
                 sha256: str | None = None) -> list[StoredReturn]:
