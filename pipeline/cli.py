@@ -9,7 +9,7 @@ import click
 
 from pipeline.periods import parse_period
 from pipeline.registry import RegistryError, Registry, find_registry, load_registry
-from pipeline.run import EXIT_CANNOT_RUN, RunLocked, RunResult, run, validate_files
+from pipeline.run import EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run, validate_files
 from pipeline.workspace import Workspace
 
 STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "quarantined": "已隔离", "duplicate": "重复文件",
@@ -49,8 +49,10 @@ def main() -> None:
 @click.option("--period", help="只处理这个报告期(YYYY-MM)")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="工作目录:归档、隔离区和历史库所在")
+@click.option("--lock-timeout", type=float, default=LOCK_TIMEOUT_SECONDS, show_default=True,
+              help="另一个任务正在运行时最多等待的秒数")
 def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, period: str | None,
-                workdir: Path) -> None:
+                workdir: Path, lock_timeout: float) -> None:
     """处理收件箱中所有新到的月报,重写受影响月份的汇总表和错误报告。
 
     退出码:0 全部接收;1 有月报被退回或隔离;2 无法运行。
@@ -58,13 +60,41 @@ def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, pe
     registry = _registry(workdir, config)
     workspace = Workspace.at(workdir, registry.settings, inbox, outbox)
     try:
-        result = run(workspace, registry, period=_period_option(period))
+        result = run(workspace, registry, period=_period_option(period), lock_timeout=lock_timeout,
+                     progress=TerminalProgress())
     except RunLocked as exc:
         raise CannotRun(str(exc)) from exc
     except OSError as exc:
         raise CannotRun(f"运行失败(磁盘或权限问题):{exc}。收件箱中未处理的文件保持原样,修复后重新运行即可。") from exc
     print_result(result, workspace)
     sys.exit(result.exit_code)
+
+
+class TerminalProgress:
+    """A progress bar per stage on a terminal; nothing under a scheduler (stdout not a tty)."""
+
+    LABELS = {"intake": "读取月报", "validate": "校验", "reconcile": "与上月核对", "write": "写出汇总"}
+
+    def __init__(self) -> None:
+        self.enabled = sys.stdout.isatty()
+        self.stage, self.bar = "", None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = click.progressbar(length=max(total, 1), label=self.LABELS.get(stage, stage))
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 def print_result(result: RunResult, workspace: Workspace) -> None:

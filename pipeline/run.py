@@ -8,9 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from filelock import FileLock, Timeout
 
+from pipeline.faults import pause_in_lock
 from pipeline.check import check_returns, no_earlier_persons, period_mismatch
 from pipeline.findings import Finding
 from pipeline.forms import load_form
@@ -19,18 +21,21 @@ from pipeline.outputs import write_period_outputs
 from pipeline.registry import Registry
 from pipeline.store.filing import (Outcome, earlier_persons, file_checked, file_quarantined, file_repeat,
                                    finish_interrupted, settle_outcomes)
-from pipeline.store.recheck import reconcile_stored
+from pipeline.store.recheck import reconcile_pending
+from pipeline.runlog import summarise, write_run_log
 from pipeline.store.history import History
 from pipeline.workspace import Workspace, ready_files
 from pipeline.write.safe import clean_stale_temporaries
 
 EXIT_ALL_ACCEPTED, EXIT_SOME_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
+Progress = Callable[[str, int, int], None]  # (stage, done, total), for a progress bar
 LOCK_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass
 class RunResult:
-    run_id: int
+    started_at: dt.datetime
+    run_id: int | None = None  # a history row is made only when a file is filed
     outcomes: list[Outcome] = field(default_factory=list)
     periods_written: list[str] = field(default_factory=list)
     left_in_inbox: list[str] = field(default_factory=list)
@@ -46,39 +51,62 @@ class RunLocked(Exception):
 
 
 def run(workspace: Workspace, registry: Registry, *, period: str | None = None,
-        now: dt.datetime | None = None, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> RunResult:
-    """Process everything new in the inbox (or only `period`) and rewrite the touched periods' outputs."""
+        now: dt.datetime | None = None, lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        progress: Progress | None = None) -> RunResult:
+    """Process everything new in the inbox (or only `period`) and rewrite the touched periods' outputs.
+
+    One run at a time per working folder: a second one waits `lock_timeout` seconds for the
+    lock, then raises RunLocked. The lock is the operating system's, so a killed run's lock
+    is released with its process.
+    """
     now = now or dt.datetime.now()
     workspace.create()
     try:
         with FileLock(workspace.lock, timeout=lock_timeout):
-            return _run_locked(workspace, registry, period, now)
+            pause_in_lock()
+            result = _run_locked(workspace, registry, period, now, progress or _silent)
     except Timeout as exc:
         raise RunLocked(f"另一个汇总任务正在运行(锁文件 {workspace.lock}),请稍后再试。") from exc
+    write_run_log(workspace, result)
+    return result
 
 
-def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.datetime) -> RunResult:
+def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.datetime,
+                progress: Progress) -> RunResult:
     clean_stale_temporaries(ws.outbox)
     form = load_form()
+    result = RunResult(now)
     with History(ws.history) as history:
-        result = RunResult(history.start_run(now))
         files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
-        taken = [take_in(path, registry, form, sha256) for path, sha256 in files]
+        taken = []
+        for path, sha256 in files:
+            taken.append(take_in(path, registry, form, sha256))
+            progress("intake", len(taken), len(files))
         wanted = [f for f in taken if period is None or f.period in (period, None)]
         result.left_in_inbox = [f.name for f in taken if f not in wanted]
         fresh, repeats = split_repeats(wanted, history)
+        if wanted:
+            result.run_id = history.start_run(now)
         result.outcomes += [file_repeat(history, ws, result.run_id, f) for f in repeats]
         result.outcomes += [file_quarantined(history, ws, result.run_id, f, now) for f in fresh if f.quarantine_reason]
         identified = [f for f in fresh if not f.quarantine_reason]
+        progress("validate", 1, 1)
         checked, warnings = check_returns(identified, registry, form, now.date(),
                                           earlier_persons(history, identified))
         filed = file_checked(history, ws, result.run_id, checked, warnings)
-        reconcile_stored(history, registry, form, earliest_months(filed))
+        progress("reconcile", 1, 1)
+        reconcile_pending(history, registry, form)  # also what a killed run left undone
         settle_outcomes(history, filed)
         result.outcomes += filed
         result.periods_written = write_period_outputs(history, registry, ws, now)
-        history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))
+        progress("write", 1, 1)
+        if result.run_id is not None:
+            history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))
     return result
+
+
+def _silent(stage: str, done: int, total: int) -> None:
+    return None
 
 
 def split_repeats(files: list[ReturnFile], history: History) -> tuple[list[ReturnFile], list[ReturnFile]]:
@@ -92,22 +120,6 @@ def split_repeats(files: list[ReturnFile], history: History) -> tuple[list[Retur
             fresh.append(f)
         seen.add(f.sha256)
     return fresh, repeats
-
-
-def earliest_months(outcomes: list[Outcome]) -> dict[str, str]:
-    """Per unit, the earliest month filed now: reconciliation is re-run from there on."""
-    first: dict[str, str] = {}
-    for o in outcomes:
-        first[o.unit] = min(first.get(o.unit, o.period), o.period)
-    return first
-
-
-def summarise(result: RunResult) -> dict:
-    counts: dict[str, int] = {}
-    for o in result.outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
-    return {"files": len(result.outcomes), **counts, "periods_written": result.periods_written,
-            "left_in_inbox": result.left_in_inbox, "exit_code": result.exit_code}
 
 
 def validate_files(paths: list[Path], registry: Registry, period: str | None = None,

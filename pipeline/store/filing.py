@@ -8,6 +8,7 @@ history already knows, with its destination still empty, is moved on the next ru
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +44,12 @@ def finish_interrupted(history: History, paths: list[Path]) -> list[tuple[Path, 
     pending = []
     for path in paths:
         sha = file_sha256(path)
-        unfinished = [r for r in history.returns(sha256=sha) if not Path(r.archived_as).exists()]
+        known = history.returns(sha256=sha)
+        unfinished = [r for r in known if not Path(r.archived_as).exists()]
         if unfinished:
             _move(path, Path(unfinished[0].archived_as), unfinished[0])
+        elif any(Path(r.archived_as).exists() and os.path.samefile(path, r.archived_as) for r in known):
+            path.unlink()  # killed between linking into the archive and dropping the inbox name
         else:
             pending.append((path, sha))
     return pending
@@ -86,6 +90,7 @@ def file_repeat(history: History, ws: Workspace, run_id: int, f: ReturnFile) -> 
 def file_checked(history: History, ws: Workspace, run_id: int, checked: list[CheckedReturn],
                  earlier_warnings: dict[int, list[Finding]]) -> list[Outcome]:
     """Record each checked return with its figures, registers and findings; archive the file."""
+    add_earlier_warnings(history, earlier_warnings)  # first: redone harmlessly if a crash follows
     outcomes = []
     for c in checked:
         f = c.file
@@ -100,10 +105,10 @@ def file_checked(history: History, ws: Workspace, run_id: int, checked: list[Che
             for layout in c.layouts:
                 history.add_layout(db, rid, layout)
             restand(history, db, f.unit.code, f.period)
+            history.mark_pending(db, f.unit.code, f.period)
         move_into(f.path, target)
         outcomes.append(Outcome(f.name, f.sha256, c.verdict, rid, f.unit.code, f.unit.name, f.period,
                                 filed_as=str(target)))
-    add_earlier_warnings(history, earlier_warnings)
     return outcomes
 
 

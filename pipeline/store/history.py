@@ -17,6 +17,7 @@ from typing import Iterator
 
 import pandas as pd
 
+from pipeline.faults import durable_write
 from pipeline.findings import Finding
 
 # Each entry upgrades the store from version i to i + 1. Append; never edit a released one.
@@ -79,6 +80,10 @@ MIGRATIONS: list[str] = [
         letters TEXT NOT NULL,
         group_rows TEXT NOT NULL DEFAULT '{}',
         PRIMARY KEY (return_id, sheet_key)
+    );
+    CREATE TABLE pending (
+        unit TEXT NOT NULL,
+        period TEXT NOT NULL
     );
     """,
 ]
@@ -145,7 +150,9 @@ class History:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        durable_write()
         self.db.execute("COMMIT")
+        durable_write()
 
     # ---- runs ---------------------------------------------------------------
     def start_run(self, now: dt.datetime) -> int:
@@ -214,6 +221,18 @@ class History:
                 sql += f" AND {column}=?"
                 args.append(value)
         return [_stored(row) for row in self.db.execute(sql + " ORDER BY id", args)]
+
+    def mark_pending(self, db: sqlite3.Connection, unit: str, period: str) -> None:
+        """A unit's months from `period` on need reconciling (kept until done, across crashes)."""
+        db.execute("INSERT INTO pending VALUES (?,?)", (unit, period))
+
+    def pending(self) -> dict[str, str]:
+        """Unit → earliest month waiting for reconciliation."""
+        return dict(self.db.execute("SELECT unit, MIN(period) FROM pending GROUP BY unit"))
+
+    def clear_pending(self, unit: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM pending WHERE unit=?", (unit,))
 
     def periods(self) -> list[str]:
         return [p for (p,) in self.db.execute(

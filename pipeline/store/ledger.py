@@ -13,6 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
+from pipeline.faults import durable_write
 from pipeline.registry import Unit
 
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]')
@@ -59,8 +60,10 @@ def move_into(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         raise FileExistsError(target)
+    durable_write()
     try:
         os.link(source, target)  # fails rather than overwrite; then drop the inbox name
+        durable_write()
         os.unlink(source)
     except OSError:
         if target.exists():
@@ -72,6 +75,7 @@ def write_reason(target: Path, reason: str, original_name: str, sha256: str) -> 
     """A plain-text note beside a quarantined file that a clerk can read."""
     note = target.with_name(target.name + ".原因.txt")
     note.parent.mkdir(parents=True, exist_ok=True)
+    durable_write()
     note.write_text(
         f"文件:{original_name}\n内容哈希(SHA-256):{sha256}\n隔离原因:{reason}\n"
         "处理办法:请检查文件后重新放入收件箱;如有疑问请联系街道计生办。\n",

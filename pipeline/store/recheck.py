@@ -26,11 +26,11 @@ def load_month(history: History, stored: StoredReturn, unit_name: str) -> MonthR
                        history.persons_of([stored.id], "roster"), history.layouts_of(stored.id))
 
 
-def reconcile_stored(history: History, registry: Registry, form: Form, touched: dict[str, str]) -> None:
-    """For each unit, reconcile every month from its earliest touched month on (unit code → period)."""
+def reconcile_pending(history: History, registry: Registry, form: Form) -> None:
+    """For each unit waiting, reconcile every month from its earliest waiting month on, then clear it."""
     names = {u.code: u.name for u in registry.units}
     periods = history.periods()
-    for unit, first in sorted(touched.items()):
+    for unit, first in sorted(history.pending().items()):
         for period in (p for p in periods if p >= first):
             this = standing_return(history, unit, period)
             if this is None:
@@ -41,6 +41,7 @@ def reconcile_stored(history: History, registry: Registry, form: Form, touched: 
                               load_month(history, last, names.get(unit, "")) if last else None,
                               form, registry.settings)
             _record(history, this, with_severities(found, registry.settings.severity))
+        history.clear_pending(unit)
 
 
 def _record(history: History, stored: StoredReturn, found: list[Finding]) -> None:

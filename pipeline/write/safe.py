@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
+from pipeline.faults import durable_write
 from pipeline.values import strip_control_characters
 
 TEMP_PREFIX = ".~pipeline-"
@@ -37,7 +38,9 @@ def atomic_file(target: Path) -> Iterator[Path]:
         yield temp
         with open(temp, "rb+") as fh:
             os.fsync(fh.fileno())
+        durable_write()
         os.replace(temp, target)
+        durable_write()
     finally:
         temp.unlink(missing_ok=True)
 

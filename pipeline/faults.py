@@ -1,0 +1,36 @@
+"""Crash points: the crash-loop test kills a run at its N-th durable write.
+
+Every place where the product makes something durable (a history commit, a file moved or
+replaced) calls `durable_write()`. With PIPELINE_KILL_AT_WRITE=N in the environment the
+process kills itself with SIGKILL at the N-th call, as a power cut would; otherwise the
+call costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+KILL_AT = "PIPELINE_KILL_AT_WRITE"
+_writes = 0
+
+
+def durable_write() -> None:
+    global _writes
+    limit = os.environ.get(KILL_AT)
+    if not limit:
+        return
+    _writes += 1
+    if _writes == int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+PAUSE_IN_LOCK = "PIPELINE_PAUSE_IN_LOCK"
+
+
+def pause_in_lock() -> None:
+    """Hold the run lock a while (PIPELINE_PAUSE_IN_LOCK seconds), so a test can race two runs."""
+    seconds = os.environ.get(PAUSE_IN_LOCK)
+    if seconds:
+        time.sleep(float(seconds))
