@@ -174,6 +174,54 @@ def history_command(unit_text: str, config: Path | None, workdir: Path) -> None:
                    f"  错误 {line.errors} 警告 {line.warnings}  {totals}")
 
 
+@main.command("template")
+@click.option("--unit", "unit_code", required=True, help="单位代码(或名称)")
+@click.option("--period", required=True, help="报告期(YYYY-MM)")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="写到这个 .xlsx 文件")
+@click.option("--from-history", is_flag=True, help="按上月已接收的月报预填(期初人口、花名册)")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+def template_command(unit_code: str, period: str, config: Path | None, output: Path, from_history: bool,
+                     workdir: Path) -> None:
+    """某村(居)某月的月报模板:封面已填、列好小组、带下拉列表和输入检查;可按上月已接收的月报预填。"""
+    from pipeline.template import TemplateError, make_template
+
+    registry = _registry(workdir, config)
+    history = Workspace.at(workdir, registry.settings).history if from_history else None
+    try:
+        made = make_template(output, registry, unit_code, _period_option(period), history=history)
+    except TemplateError as exc:
+        raise CannotRun(str(exc)) from exc
+    carried = f"(已按 {made.carried_from} 已接收的月报预填)" if made.carried_from else ""
+    click.echo(f"已写出 {made.unit.name} {made.period} 月报模板{carried}:{made.path}")
+
+
+@main.command("watch")
+@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), help="收件箱文件夹(默认 工作目录/inbox)")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), help="发件箱文件夹(默认 工作目录/outbox)")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="工作目录:归档、隔离区和历史库所在")
+@click.option("--poll", is_flag=True, help="定时扫描收件箱,不靠变动通知(收件箱在网络共享文件夹上时用)")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="每隔多少秒复查一次收件箱")
+@click.option("--settle", type=click.FloatRange(min=0), help="收件箱静止多少秒后才处理(默认取 pipeline.toml 的 settle_seconds)")
+def watch_command(inbox: Path | None, outbox: Path | None, config: Path | None, workdir: Path, poll: bool,
+                  interval: float, settle: float | None) -> None:
+    """监视收件箱:新月报放进来、复制完毕后自动处理,与每晚的任务共用一把锁。按 Ctrl-C 停止。"""
+    import logging
+
+    from pipeline.watch import watch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+    registry = _registry(workdir, config)
+    workspace = Workspace.at(workdir, registry.settings, inbox, outbox)
+    try:
+        watch(workspace, registry, poll=poll, interval=interval, settle=settle)
+    except OSError as exc:
+        raise CannotRun(f"无法监视收件箱 {workspace.inbox}:{exc}") from exc
+
+
 @main.command("demo")
 @click.argument("folder", required=False, default="demo-street", type=click.Path(file_okay=False, path_type=Path))
 def demo_command(folder: Path) -> None:

@@ -72,7 +72,7 @@ def write_unit_books(state: PeriodState, folder: Path) -> None:
         path = folder / safe_name(f"{unit.code}_{unit.name}_{state.period}_审核结果_{r.sha256[:8]}.xlsx")
         wanted.add(path.name)
         write_unit_book(path, unit.name, state.period, state.submission(unit.code).due, findings,
-                        _own_sheets(Path(r.archived_as)), contact)
+                        _own_sheets(Path(r.archived_as)), contact, source=Path(r.archived_as))
     for old in folder.glob("*.xlsx") if folder.exists() else []:
         if old.name not in wanted:
             old.unlink()

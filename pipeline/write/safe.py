@@ -23,6 +23,8 @@ from pipeline.faults import durable_write
 from pipeline.values import strip_control_characters
 
 TEMP_PREFIX = ".~pipeline-"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_TEXT_LIMIT = 32767
 
@@ -34,6 +36,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=target.suffix, dir=target.parent)
     os.close(fd)
     temp = Path(name)
+    os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are for everyone on the share
     try:
         yield temp
         with open(temp, "rb+") as fh:

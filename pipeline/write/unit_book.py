@@ -1,151 +1,528 @@
-"""The error workbook that goes back to one unit: its own return, annotated.
+"""The error workbook that goes back to one unit: her own return, annotated.
 
-First sheet 错误清单 says what to do and lists every finding with a link to its cell;
-then every sheet as the clerk sent it (same positions, her values), each offending
-cell filled and commented. Only this unit's findings and data are in it.
+When the archived return is an .xlsx/.xlsm, a copy of it is annotated with openpyxl, so
+her layout, formatting, column widths and formulas stay hers; any other format (.xls,
+.ods, an HTML "xls") is rebuilt cell for cell at the same positions from the values read
+at intake. Every offending cell is filled and commented, the rows with findings are
+tinted, and a first sheet 错误清单 says what to do and links to each cell. A finding with
+no single cell points at the nearest sensible one (the header row, the sheet's first
+cell), or is listed without a link when its sheet is missing. Only this unit's findings
+and data are in it.
+
+The book is safe to open: text that looks like a formula stays text (and is marked as
+text, so editing it in Excel does not make it one), formulas other than plain
+arithmetic over the book's own cells are replaced by their values, macros and external
+links are dropped. Sent back as it is, with its 错误清单 and comments, the corrected
+file reads exactly like the unit's own (the annotations cause no finding), and a later
+annotation of it first removes the earlier one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
+
+import openpyxl
+from openpyxl.cell.cell import Cell, MergedCell
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.datetime import to_excel
+from openpyxl.workbook import Workbook
+from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.worksheet import Worksheet
 
 from pipeline.findings import Finding, sort_key
-from pipeline.intake.read import RawSheet, RawWorkbook
+from pipeline.forms import load_form
+from pipeline.intake.read import RawWorkbook
+from pipeline.intake.returns import match_sheets
 from pipeline.periods import label_zh
-from pipeline.write.safe import atomic_file, new_workbook, write_cell
+from pipeline.text import normalise_label
+from pipeline.write.safe import FORMULA_TRIGGERS, atomic_file, safe_text
 
 LIST_SHEET = "错误清单"
+AUTHOR = "街道审核"
+FILLS = {"error": "FFFFB3B3", "warning": "FFFFE699", "info": "FFE2EFDA"}
+ROW_MARK = "FFFDF0F0"
+OUR_FILLS = {*FILLS.values(), ROW_MARK}
+HER_NOTE = "\n\n(原批注)"  # our comment keeps hers after this line, and gives it back when removed
+MAX_MARK_COLUMNS = 80  # a row is tinted across at most this many used columns
+MAX_ANNOTATE_BYTES = 200 * 1024 * 1024  # larger (uncompressed) workbooks are rebuilt instead
+_A1 = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)$")
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
-_A1 = re.compile(r"^([A-Z]+)(\d+)$")
-FILLS = {"error": "#FFC7CE", "warning": "#FFEB9C", "info": "#DDEBF7"}
-ROW_MARK = "#FDE9EC"
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+_FUNCTION = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+# Formulas using only these functions over the book's own cells are kept as she wrote them.
+SAFE_FUNCTIONS = frozenset("""
+    SUM SUMIF SUMIFS SUMPRODUCT SUBTOTAL COUNT COUNTA COUNTBLANK COUNTIF COUNTIFS AVERAGE AVERAGEIF
+    MAX MIN ROUND ROUNDUP ROUNDDOWN INT ABS MOD IF IFS IFERROR AND OR NOT ISBLANK ISNUMBER ISTEXT
+    LEN LEFT RIGHT MID TRIM TEXT VALUE CONCATENATE CONCAT UPPER LOWER DATE YEAR MONTH DAY TODAY NOW
+    DATEDIF EDATE EOMONTH VLOOKUP HLOOKUP INDEX MATCH ROW COLUMN N
+""".split())
+
+WORDS = {
+    "zh": {
+        "title": "{unit} {period} 月报审核结果",
+        "todo": "请按以下说明修改后重新报送。",
+        "todo_warnings": "本月报已接收。以下警告请核实;确有错误的,请改正后重新报送。",
+        "counts": "共 {errors} 处错误(必须改正)、{others} 处警告或提示(请核实)。报送截止日期:{due}。",
+        "how": "怎么改:点“单元格”一列的蓝字可跳到出错的位置;红色为错误,黄色为警告,鼠标移到单元格上可看批注。"
+               "在原位置改正后保存,把本文件原样报送即可,本页和批注不用删除。",
+        "headers": ["序号", "严重程度", "工作表", "单元格", "项目", "填写值", "应为", "问题说明"],
+        "row": "第{row}行", "sheet": "整张表", "nowhere": "无法定位,见问题说明",
+    },
+    "en": {
+        "title": "{unit} {period}: review of the monthly return",
+        "todo": "Please correct the return as explained below and send it again.",
+        "todo_warnings": "The return is accepted. Please check the warnings below; correct and resend if needed.",
+        "counts": "{errors} error(s) to correct, {others} warning(s) or note(s) to check. Due date: {due}.",
+        "how": "Click a blue cell reference to jump to the cell; red marks an error, yellow a warning, and each "
+               "marked cell carries a comment. Correct the cells in place, save, and send this file as it is.",
+        "headers": ["No.", "Severity", "Sheet", "Cell", "Item", "Value found", "Expected", "Message"],
+        "row": "row {row}", "sheet": "whole sheet", "nowhere": "no cell: see the message",
+    },
+}
+WIDTHS = [6, 9, 12, 10, 14, 22, 30, 70]
+SEVERITY_EN = {"error": "error", "warning": "warning", "info": "note"}
 
 
-def sheet_title(name: str, taken: set[str]) -> str:
-    """A valid, unique Excel sheet name for a name that came from the clerk's file."""
-    title = _BAD_SHEET_CHARS.sub("_", name).strip("'")[:31] or "Sheet"
-    base, n = title, 1
-    while title.lower() in {t.lower() for t in taken}:
-        n += 1
-        title = f"{base[:27]}({n})"
-    taken.add(title)
-    return title
+@dataclass(frozen=True)
+class Place:
+    """Where a finding is shown: a sheet title and a cell of the output book (None: nowhere)."""
 
-
-def cell_position(cell: str) -> tuple[int, int] | None:
-    """'J4' → (3, 9), 0-based row and column."""
-    m = _A1.match(cell or "")
-    if not m:
-        return None
-    col = 0
-    for ch in m.group(1):
-        col = col * 26 + ord(ch) - 64
-    return int(m.group(2)) - 1, col - 1
+    sheet: str | None
+    cell: str | None
+    kind: str  # cell | row | sheet | nowhere
 
 
 def write_unit_book(path: Path, unit_name: str, period: str, due: dt.date, findings: list[Finding],
-                    workbook: RawWorkbook | None, contact: str) -> None:
-    """Write the annotated return of one unit (its findings only) to `path`, atomically."""
-    findings = sorted(findings, key=sort_key)
-    with atomic_file(path) as temp:
-        book = new_workbook(temp)
-        styles = _Styles(book)
-        listing = book.add_worksheet(LIST_SHEET)
-        titles = {}
-        taken = {LIST_SHEET}
-        for sheet in workbook.sheets if workbook else []:
-            titles[sheet.name] = sheet_title(sheet.name, taken)
-        _write_listing(listing, styles, unit_name, period, due, findings, titles, contact)
-        for sheet in workbook.sheets if workbook else []:
-            mine = [f for f in findings if f.sheet == sheet.name]
-            _write_sheet(book.add_worksheet(titles[sheet.name]), styles, sheet, mine)
-        book.close()
+                    workbook: RawWorkbook | None, contact: str, source: Path | None = None,
+                    lang: str = "zh") -> None:
+    """Write the annotated return of one unit (its findings only) to `path`, atomically.
+
+    `source` is the unit's archived file (annotated in a copy when it is an .xlsx/.xlsm);
+    `workbook` its values as read at intake (the rebuild for other formats, cached values).
+    """
+    with atomic_file(path) as temp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openpyxl's notes on unsupported extensions it drops
+        book = open_own(source, workbook)
+        remove_old_annotations(book)
+        cached = neutralise(book, workbook)
+        names = sheet_names(book, workbook)
+        placed = in_book_order(book, [(f, place_of(f, book, names)) for f in findings])
+        mark(book, placed, lang)
+        listing = book.create_sheet(free_title(LIST_SHEET, book), 0)
+        write_listing(listing, unit_name, period, due, placed, contact, lang)
+        show_first(book)
+        book.save(temp)
+        restore_cached_values(temp, book, cached)
 
 
-class _Styles:
-    def __init__(self, book):
-        self.title = book.add_format({"bold": True, "font_size": 14})
-        self.bold = book.add_format({"bold": True})
-        self.head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
-        self.link = book.add_format({"font_color": "blue", "underline": 1})
-        self.wrap = book.add_format({"text_wrap": True, "valign": "top"})
-        self.date = book.add_format({"num_format": "yyyy-mm-dd"})
-        self.cells = {s: book.add_format({"bg_color": c, "border": 2, "border_color": "#C00000"})
-                      for s, c in FILLS.items()}
-        self.cell_dates = {s: book.add_format({"bg_color": c, "border": 2, "border_color": "#C00000",
-                                               "num_format": "yyyy-mm-dd"}) for s, c in FILLS.items()}
-        self.row = book.add_format({"bg_color": ROW_MARK})
-        self.row_date = book.add_format({"bg_color": ROW_MARK, "num_format": "yyyy-mm-dd"})
+# ---- her workbook, opened or rebuilt ----------------------------------------------------
+def open_own(source: Path | None, raw: RawWorkbook | None) -> Workbook:
+    """Her .xlsx/.xlsm as openpyxl opens it (formulas as formulas); else a rebuild of her values."""
+    if source is not None and annotatable(source):
+        try:
+            return openpyxl.load_workbook(source, keep_vba=False, keep_links=False, rich_text=True)
+        except Exception:  # a file calamine reads but openpyxl does not: rebuild it instead
+            pass
+    return rebuild(raw)
 
 
-def _write_listing(ws, st: _Styles, unit_name: str, period: str, due: dt.date, findings: list[Finding],
-                   titles: dict[str, str], contact: str) -> None:
-    errors = sum(f.blocks for f in findings)
-    write_cell(ws, 0, 0, f"{unit_name} {label_zh(period)} 月报审核结果", st.title)
-    write_cell(ws, 1, 0, "请按以下说明修改后重新报送。" if errors else "本月报已接收,以下警告请核实。", st.bold)
-    write_cell(ws, 2, 0, f"共 {errors} 处错误(必须改正)、{len(findings) - errors} 处警告或提示;"
-                         f"报送截止日期:{due.isoformat()}。{contact}")
-    write_cell(ws, 3, 0, "点击“单元格”一列可直接跳到出错的位置;出错的单元格已标红并附批注。")
-    headers = [("序号", 6), ("严重程度", 9), ("工作表", 10), ("单元格", 8), ("项目", 14), ("填写值", 22),
-               ("应为", 30), ("说明", 70)]
-    for c, (name, width) in enumerate(headers):
-        write_cell(ws, 5, c, name, st.head)
-        ws.set_column(c, c, width)
-    for r, f in enumerate(findings, start=6):
-        write_cell(ws, r, 0, r - 5)
-        write_cell(ws, r, 1, f.severity.zh)
-        write_cell(ws, r, 2, f.sheet)
-        target = f.cell or ("A1" if f.sheet in titles else "")
-        if f.sheet in titles and target:
-            ws.write_url(r, 3, f"internal:'{titles[f.sheet]}'!{target}", st.link, f.cell or f.sheet)
-        else:
-            write_cell(ws, r, 3, f.cell)
-        for c, value in enumerate([f.field, f.value, f.expected, f.message], start=4):
-            write_cell(ws, r, c, value, st.wrap if c == 7 else None)
-    ws.freeze_panes(6, 0)
-    ws.autofilter(5, 0, 5 + max(len(findings), 1), len(headers) - 1)
-    ws.activate()
+def annotatable(source: Path) -> bool:
+    """An OOXML workbook of sane size (checked before openpyxl inflates it)."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            infos = archive.infolist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    names = {i.filename for i in infos}
+    return "xl/workbook.xml" in names and sum(i.file_size for i in infos) <= MAX_ANNOTATE_BYTES
 
 
-def _write_sheet(ws, st: _Styles, sheet: RawSheet, findings: list[Finding]) -> None:
-    """The clerk's sheet, cell for cell, with findings marked where they point."""
-    at_cell: dict[tuple[int, int], list[Finding]] = {}
-    for f in findings:
-        pos = cell_position(f.cell) or ((f.row - 1, 0) if f.row else (0, 0))
-        at_cell.setdefault(pos, []).append(f)
-    marked_rows = {r for r, _ in at_cell}
-    for r in range(sheet.top, sheet.n_rows):
-        for c in range(sheet.left, sheet.n_cols):
-            value = sheet.cell(r, c)
-            here = at_cell.get((r, c))
-            if here:
-                worst = min(here, key=lambda f: f.severity.rank).severity.value
-                fmt = (st.cell_dates if _is_date(value) else st.cells)[worst]
-            elif r in marked_rows:
-                fmt = st.row_date if _is_date(value) else st.row
-            else:
-                fmt = st.date if _is_date(value) else None
-            _write_value(ws, r, c, value, fmt)
-    for (r, c), found in at_cell.items():
-        if r >= sheet.n_rows or c >= sheet.n_cols:
-            write_cell(ws, r, c, None, st.cells[found[0].severity.value])
-        ws.write_comment(r, c, "\n".join(f"【{f.severity.zh}】{f.message}" for f in found)[:30000],
-                         {"x_scale": 3, "y_scale": 2, "author": "街道审核"})
-    ws.set_column(0, max(sheet.n_cols - 1, 0), 12)
+def rebuild(raw: RawWorkbook | None) -> Workbook:
+    """Her sheets from the values read at intake, each value at its own position."""
+    book = Workbook()
+    book.remove(book.active)
+    for sheet in raw.sheets if raw else []:
+        ws = book.create_sheet(free_title(sheet.name, book))
+        for r, row in enumerate(sheet.grid, start=sheet.top + 1):
+            for c, value in enumerate(row, start=sheet.left + 1):
+                if value is not None and value != "":
+                    set_value(ws.cell(r, c), value)
+        _fit_columns(ws)
+    return book
 
 
-def _is_date(value: object) -> bool:
-    return isinstance(value, (dt.date, dt.datetime))
+def _fit_columns(ws: Worksheet) -> None:
+    """Column widths from the longest text in each column (CJK characters count double)."""
+    widest: dict[int, int] = defaultdict(int)
+    for cell in ws._cells.values():
+        text = "" if cell.value is None else str(cell.value)
+        widest[cell.column] = max(widest[cell.column], sum(2 if ord(ch) > 255 else 1 for ch in text))
+    for column, width in widest.items():
+        ws.column_dimensions[get_column_letter(column)].width = min(max(width + 2, 8), 40)
 
 
-def _write_value(ws, r: int, c: int, value: object, fmt) -> None:
-    if _is_date(value):
-        ws.write_datetime(r, c, value if isinstance(value, dt.datetime) else
-                          dt.datetime.combine(value, dt.time()), fmt)
-    elif value is None and fmt is None:
-        return
+def free_title(name: str, book: Workbook) -> str:
+    """A valid sheet title not yet in the book, from a name that may come from her file."""
+    title = _valid_title(name)
+    taken = {t.lower() for t in book.sheetnames}
+    base, n = title, 1
+    while title.lower() in taken:
+        n += 1
+        title = f"{base[:27]}({n})"
+    return title
+
+
+def _valid_title(name: str) -> str:
+    return _BAD_SHEET_CHARS.sub("_", name).strip("'")[:31] or "Sheet"
+
+
+def set_value(cell: Cell, value: object) -> None:
+    """Put a value in a cell; text always stays text (never a formula), marked as text if it looks like one."""
+    if isinstance(value, str):
+        text = safe_text(value)
+        cell.value = text
+        cell.data_type = "s"  # openpyxl makes '=…' a formula and '#N/A' an error: undo that
+        cell.quotePrefix = text.startswith(FORMULA_TRIGGERS)
+    elif isinstance(value, (int, float, bool, dt.date, dt.datetime, dt.time, dt.timedelta)) or value is None:
+        cell.value = value
+        if isinstance(value, dt.datetime) and value.time() != dt.time():
+            cell.number_format = "yyyy-mm-dd hh:mm"
+        elif isinstance(value, dt.date):
+            cell.number_format = "yyyy-mm-dd"
     else:
-        write_cell(ws, r, c, value, fmt)
+        set_value(cell, str(value))
 
+
+# ---- safety -----------------------------------------------------------------------------
+def neutralise(book: Workbook, raw: RawWorkbook | None) -> dict[str, dict[str, object]]:
+    """Make her book inert; return the cached values of the formulas kept, per sheet and cell."""
+    values = {s.name: s for s in raw.sheets} if raw else {}
+    kept: dict[str, dict[str, object]] = {}
+    for ws in book.worksheets:
+        sheet = values.get(ws.title)
+        for cell in list(ws._cells.values()):  # existing cells only: never the whole used range
+            if cell.hyperlink is not None and cell.hyperlink.target:
+                cell.hyperlink = None  # links out of the book are dropped; links inside it stay
+            if cell.data_type == "s" and str(cell.value).startswith(FORMULA_TRIGGERS):
+                cell.quotePrefix = True  # her text stays text, even when she edits the cell in Excel
+            elif cell.data_type == "f":
+                cached = sheet.cell(cell.row - 1, cell.column - 1) if sheet else None
+                if safe_formula(formula_text(cell.value)):
+                    kept.setdefault(ws.title, {})[cell.coordinate] = cached
+                else:
+                    set_value(cell, cached)
+    _drop_unsafe_names(book)
+    return kept
+
+
+def formula_text(value: object) -> str:
+    """The text of a formula cell's value (plain, array or data-table formula)."""
+    return value if isinstance(value, str) else getattr(value, "text", None) or ""
+
+
+def safe_formula(text: str) -> bool:
+    """Arithmetic and plain functions over the book's own cells; no DDE, external book or unknown function."""
+    body = _QUOTED.sub("''", text.lstrip("="))
+    if not text or any(ch in body for ch in "|[\\"):
+        return False
+    return all(name.upper().removeprefix("_XLFN.") in SAFE_FUNCTIONS for name in _FUNCTION.findall(body))
+
+
+def _drop_unsafe_names(book: Workbook) -> None:
+    """Defined names whose formula is not safe (a cell could call them) are removed."""
+    scopes = [book.defined_names, *(ws.defined_names for ws in book.worksheets)]
+    for names in scopes:
+        for name in [n for n, d in names.items() if not safe_formula("=" + (d.attr_text or ""))]:
+            del names[name]
+
+
+def restore_cached_values(path: Path, book: Workbook, cached: dict[str, dict[str, object]]) -> None:
+    """Put her formulas' last values back beside them (openpyxl saves formulas without values).
+
+    Excel recalculates on opening anyway; this is for every reader that does not, the
+    pipeline's own intake included, so the book sent back as it is reads like hers.
+    """
+    parts = {f"xl/worksheets/sheet{i}.xml": cached[ws.title]
+             for i, ws in enumerate(book.worksheets, start=1) if cached.get(ws.title)}
+    if not parts:
+        return
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in entries:
+            if info.filename in parts:
+                data = _with_values(data.decode("utf-8"), parts[info.filename]).encode("utf-8")
+            archive.writestr(info, data)
+
+
+_FORMULA_CELL = re.compile(r'<c r="([A-Z]+\d+)"([^>]*)>(<f[^>]*/>|<f[^>]*>.*?</f>)<v\s*/>', re.S)
+
+
+def _with_values(xml: str, values: dict[str, object]) -> str:
+    """A worksheet part with a cached <v> for each formula cell whose value is known."""
+    def fill(m: re.Match) -> str:
+        value = values.get(m.group(1))
+        kind, text = _cached(value)
+        if text is None:
+            return m.group(0)
+        return f'<c r="{m.group(1)}"{m.group(2)}{kind}>{m.group(3)}<v>{escape(text)}</v>'
+    return _FORMULA_CELL.sub(fill, xml)
+
+
+def _number_text(value: int | float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else repr(value)
+
+
+def _cached(value: object) -> tuple[str, str | None]:
+    """(type attribute, text) of a cached value in SpreadsheetML."""
+    if isinstance(value, bool):
+        return ' t="b"', "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return "", _number_text(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return "", _number_text(float(to_excel(value)))
+    if isinstance(value, str) and value:
+        return ' t="str"', safe_text(value)
+    return "", None
+
+
+# ---- earlier annotations ----------------------------------------------------------------
+def remove_old_annotations(book: Workbook) -> None:
+    """A re-sent annotated book: our listing, comments and fills go; her own stay.
+
+    A cell of hers that had a fill of its own before we marked it comes back unfilled.
+    """
+    for ws in list(book.worksheets):
+        if _is_our_listing(ws):
+            book.remove(ws)
+    for ws in book.worksheets:
+        for cell in ws._cells.values():
+            if cell.comment is not None and cell.comment.author == AUTHOR:
+                text = cell.comment.text
+                cell.comment = Comment(text.split(HER_NOTE, 1)[1], "") if HER_NOTE in text else None
+            if cell.fill.fill_type == "solid" and _colour(cell.fill) in OUR_FILLS:
+                cell.fill = PatternFill(fill_type=None)
+
+
+def _is_our_listing(ws: Worksheet) -> bool:
+    if not ws.title.startswith(LIST_SHEET):
+        return False
+    title = ws["A1"].value
+    return isinstance(title, str) and (title.endswith("月报审核结果") or "review of the monthly return" in title)
+
+
+def _colour(fill: PatternFill) -> str:
+    rgb = fill.fgColor.rgb if fill.fgColor is not None else None
+    return rgb.upper() if isinstance(rgb, str) else ""
+
+
+# ---- where each finding goes --------------------------------------------------------------
+def sheet_names(book: Workbook, raw: RawWorkbook | None) -> dict[str, str]:
+    """Any name a finding may use for a sheet (hers, the form's, an alias) → the book's title."""
+    titles = {normalise_label(ws.title): ws.title for ws in book.worksheets}
+    if raw is None:
+        return titles
+    form = load_form()
+    for key, sheet in match_sheets(raw, form).items():
+        title = titles.get(normalise_label(sheet.name)) or titles.get(normalise_label(_valid_title(sheet.name)))
+        for label in form.sheets[key].labels():
+            if title is not None:
+                titles.setdefault(label, title)
+    return titles
+
+
+def place_of(f: Finding, book: Workbook, names: dict[str, str]) -> Place:
+    """The cell that shows a finding: its own, else its row's first cell, else the sheet's first."""
+    title = names.get(normalise_label(f.sheet)) if f.sheet else None
+    if title is None:
+        return Place(None, None, "nowhere")
+    ws = book[title]
+    if _A1.match(f.cell or ""):
+        return Place(title, f.cell.replace("$", ""), "cell")
+    if f.row:
+        return Place(title, f"{get_column_letter(ws.min_column)}{f.row}", "row")
+    return Place(title, f"{get_column_letter(ws.min_column)}{ws.min_row}", "sheet")
+
+
+def in_book_order(book: Workbook, placed: list[tuple[Finding, Place]]) -> list[tuple[Finding, Place]]:
+    """Errors first; then as she reads her book: sheet by sheet, row by row, left to right."""
+    order = {title: i for i, title in enumerate(book.sheetnames)}
+
+    def key(item: tuple[Finding, Place]) -> tuple:
+        f, p = item
+        row, column = _A1.match(p.cell).groups()[::-1] if p.cell else ("0", "")
+        return (f.severity.rank, order.get(p.sheet, -1), int(row), len(column), column, sort_key(f))
+    return sorted(placed, key=key)
+
+
+def mark(book: Workbook, placed: list[tuple[Finding, Place]], lang: str) -> None:
+    """Fill and comment each cell with findings; tint the rest of its row; unhide what hides it."""
+    at: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for f, p in placed:
+        if p.sheet is not None:
+            at[(p.sheet, p.cell)].append(f)
+    marked: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for (title, ref), found in at.items():
+        ws = book[title]
+        cell = _writable(ws, ref)
+        worst = min(found, key=lambda f: f.severity.rank).severity.value
+        cell.fill = PatternFill("solid", fgColor=FILLS[worst])
+        cell.comment = _comment(found, cell.comment, lang)
+        marked[title].add((cell.row, cell.column))
+        _unhide(ws, cell)
+    for title, cells in marked.items():
+        _tint_rows(book[title], cells)
+
+
+def _writable(ws: Worksheet, ref: str) -> Cell:
+    """The cell at `ref`, or the top-left cell of the merged range that covers it."""
+    cell = ws[ref]
+    if isinstance(cell, MergedCell):
+        merged = next(m for m in ws.merged_cells.ranges if ref in m)
+        cell = ws.cell(merged.min_row, merged.min_col)
+    return cell
+
+
+def _comment(found: list[Finding], hers: Comment | None, lang: str) -> Comment:
+    lines = [_line(f, lang) for f in found]
+    text = "\n".join(lines)
+    if hers is not None and hers.author != AUTHOR:
+        text += HER_NOTE + hers.text
+    comment = Comment(safe_text(text)[:30000], AUTHOR)
+    comment.width = 320
+    comment.height = min(60 + 18 * sum(1 + len(x) // 24 for x in lines), 400)
+    return comment
+
+
+def _line(f: Finding, lang: str) -> str:
+    if lang == "en":
+        return f"[{SEVERITY_EN[f.severity.value]}] {f.message_en or f.message}"
+    return f"【{f.severity.zh}】{f.message}"
+
+
+def _unhide(ws: Worksheet, cell: Cell) -> None:
+    """A marked cell in a hidden row, column or sheet is shown."""
+    ws.sheet_state = "visible"
+    ws.row_dimensions[cell.row].hidden = False
+    ws.column_dimensions[cell.column_letter].hidden = False
+
+
+def _tint_rows(ws: Worksheet, cells: set[tuple[int, int]]) -> None:
+    """The used cells of each marked row that have no fill of their own get a light tint."""
+    last = min(ws.max_column, ws.min_column + MAX_MARK_COLUMNS - 1)
+    tint = PatternFill("solid", fgColor=ROW_MARK)
+    for row in {r for r, _ in cells}:
+        for column in range(ws.min_column, last + 1):
+            if (row, column) in cells:
+                continue
+            cell = ws.cell(row, column)
+            if not isinstance(cell, MergedCell) and cell.fill.fill_type is None:
+                cell.fill = tint
+
+
+# ---- the first sheet: what to do, and every finding with a link ---------------------------
+def write_listing(ws: Worksheet, unit_name: str, period: str, due: dt.date,
+                  placed: list[tuple[Finding, Place]], contact: str, lang: str) -> None:
+    """错误清单: a short header (what to do, the deadline, whom to ask), then one row per finding."""
+    words = WORDS.get(lang, WORDS["zh"])
+    errors = sum(f.blocks for f, _ in placed)
+    when = label_zh(period) if lang == "zh" else period
+    due_text = f"{due.year}年{due.month}月{due.day}日" if lang == "zh" else due.isoformat()
+    head = [(words["title"].format(unit=unit_name, period=when), {"bold": True, "size": 14}),
+            (words["todo"] if errors else words["todo_warnings"], {"bold": True, "color": "C00000"}),
+            (words["counts"].format(errors=errors, others=len(placed) - errors, due=due_text) + contact, {}),
+            (words["how"], {"color": "595959"})]
+    for c, width in enumerate(WIDTHS, start=1):
+        ws.column_dimensions[get_column_letter(c)].width = width
+    for r, (text, font) in enumerate(head, start=1):
+        _line_across(ws, r, text, _font(ws, **font))
+    top = len(head) + 2
+    _listing_table(ws, top, placed, words, lang)
+    ws.freeze_panes = ws.cell(top + 1, 1)
+    ws.auto_filter.ref = f"A{top}:{get_column_letter(len(WIDTHS))}{top + max(len(placed), 1)}"
+    ws.print_title_rows = f"{top}:{top}"
+    fit_to_page_width(ws)
+    ws.sheet_properties.tabColor = "C00000"
+
+
+def _line_across(ws: Worksheet, row: int, text: str, font: Font) -> None:
+    """A header line over the listing's full width, wrapped, its row as tall as the text needs."""
+    set_value(ws.cell(row, 1), text)
+    ws.cell(row, 1).font = font
+    ws.cell(row, 1).alignment = Alignment(wrap_text=True, vertical="top")
+    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=len(WIDTHS))
+    ws.row_dimensions[row].height = _lines(text, sum(WIDTHS)) * (font.sz or 11) * 1.45
+
+
+def _listing_table(ws: Worksheet, top: int, placed: list[tuple[Finding, Place]], words: dict,
+                   lang: str) -> None:
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for c, name in enumerate(words["headers"], start=1):
+        set_value(ws.cell(top, c), name)
+        ws.cell(top, c).font = _font(ws, bold=True)
+        ws.cell(top, c).fill = PatternFill("solid", fgColor="FFDDEBF7")
+    for n, (f, p) in enumerate(placed, start=1):
+        r = top + n
+        severity = f.severity.zh if lang == "zh" else SEVERITY_EN[f.severity.value]
+        message = f.message_en or f.message if lang == "en" else f.message
+        row = [n, severity, p.sheet or f.sheet or "—", _where(f, p, words), f.field, f.value, f.expected, message]
+        for c, value in enumerate(row, start=1):
+            set_value(ws.cell(r, c), value)
+            ws.cell(r, c).alignment = wrap
+        ws.cell(r, 2).fill = PatternFill("solid", fgColor=FILLS[f.severity.value])
+        if p.sheet is not None:
+            _link(ws.cell(r, 4), p)
+        ws.row_dimensions[r].height = max(_lines(str(v or ""), w) for v, w in zip(row, WIDTHS)) * 16
+
+
+def _lines(text: str, width: float) -> int:
+    """How many lines a wrapped text takes in a column `width` characters wide (CJK count double)."""
+    size = sum(2 if ord(ch) > 255 else 1 for ch in text)
+    return max(1, -(-size // max(int(width) - 1, 1)))
+
+
+def _font(ws: Worksheet, **style: object) -> Font:
+    """The book's own default font (hers, when it is her book), with some changes."""
+    base = ws.parent._fonts[0]  # the Normal style's font
+    return Font(name=base.name, size=style.pop("size", base.sz), family=base.family, charset=base.charset,
+                scheme=base.scheme, **style)
+
+
+def fit_to_page_width(ws: Worksheet) -> None:
+    """Printed across one landscape page, as many pages down as it needs."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+
+
+def _where(f: Finding, p: Place, words: dict) -> str:
+    """What the 单元格 column shows: the cell, the row, the sheet, or that there is none."""
+    if p.kind == "cell":
+        return p.cell
+    if p.kind == "row":
+        return words["row"].format(row=f.row)
+    return words["sheet"] if p.kind == "sheet" else words["nowhere"]
+
+
+def _link(cell: Cell, p: Place) -> None:
+    """A link inside the book that jumps to the finding's cell."""
+    sheet = p.sheet.replace("'", "''")
+    cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{sheet}'!{p.cell}", display=str(cell.value))
+    cell.font = _font(cell.parent, color="0563C1", underline="single")
+
+
+def show_first(book: Workbook) -> None:
+    """The book opens on 错误清单, with only that tab selected."""
+    book.active = 0
+    for i, ws in enumerate(book.worksheets):
+        ws.sheet_view.tabSelected = i == 0

@@ -1,0 +1,266 @@
+"""The unit's error workbook: her own return, annotated, safe, and accepted when sent back fixed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from copy import deepcopy
+from pathlib import Path
+
+import openpyxl
+import pytest
+from python_calamine import CalamineWorkbook
+
+from conftest import PERIOD, RUN_DAY, clean_return
+from pipeline.findings import Finding, finding
+from pipeline.intake.read import read_workbook
+from pipeline.returnbook import ReturnData, write_return
+from pipeline.run import validate_files
+from pipeline.write.unit_book import AUTHOR, FILLS, LIST_SHEET, ROW_MARK, write_unit_book
+
+DUE = dt.date(2026, 11, 5)
+CONTACT = "如有疑问请联系测试街道计生办。"
+
+
+def defective(street) -> ReturnData:
+    """A return with one defect of each kind a cell can carry, on every sheet."""
+    data = deepcopy(clean_return(street))
+    data.monthly.at[1, "期末人口"] += 1  # population-balance
+    data.monthly["独生子女证"] = data.monthly["独生子女证"].astype(object)
+    data.monthly.at[0, "独生子女证"] = 5.5  # not-integer
+    data.roster.at[0, "节育措施"] = "上环术"  # not-in-list
+    data.roster.at[1, "末次生育日期"] = dt.date(2026, 11, 2)  # date-after-period (a warning)
+    number = data.roster.at[3, "身份证号"]
+    data.roster.at[3, "身份证号"] = number[:17] + ("1" if number[17] != "1" else "2")  # id-checksum
+    data.floating.at[0, "联系电话"] = "1380000123"  # phone-invalid
+    return data
+
+
+def checked(path: Path, street, period: str | None = None) -> list[Finding]:
+    [(_, found)] = validate_files([path], street, period, RUN_DAY)
+    return found
+
+
+def annotate(tmp_path: Path, source: Path, found: list[Finding], *, rebuild: bool = False, **kw) -> Path:
+    out = tmp_path / "审核结果.xlsx"
+    write_unit_book(out, "甲村", PERIOD, DUE, found, read_workbook(source), CONTACT,
+                    source=None if rebuild else source, **kw)
+    return out
+
+
+def marked_cells(book: openpyxl.Workbook) -> set[tuple[str, str]]:
+    """(sheet, cell) of every cell filled with a severity colour and carrying our comment."""
+    return {(ws.title, c.coordinate) for ws in book.worksheets if ws.title != LIST_SHEET
+            for row in ws.iter_rows() for c in row
+            if c.fill.fill_type == "solid" and c.fill.fgColor.rgb in FILLS.values()
+            and c.comment is not None and c.comment.author == AUTHOR}
+
+
+def links(book: openpyxl.Workbook) -> list[tuple[str, str]]:
+    """(sheet, cell) each 错误清单 link jumps to."""
+    found = []
+    for row in book[LIST_SHEET].iter_rows():
+        for c in row:
+            if c.hyperlink is not None and c.hyperlink.location:
+                sheet, cell = c.hyperlink.location.rsplit("!", 1)
+                found.append((sheet.strip("'").replace("''", "'"), cell))
+    return found
+
+
+def values(path: Path) -> dict[tuple[str, str], object]:
+    """Every non-empty cell of the unit's own sheets, formulas as formulas."""
+    book = openpyxl.load_workbook(path)
+    return {(ws.title, c.coordinate): c.value for ws in book.worksheets if ws.title != LIST_SHEET
+            for row in ws.iter_rows() for c in row if c.value is not None}
+
+
+def test_every_offending_cell_is_filled_commented_and_linked(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street, period="2026-09")  # the cover's period is not the one run, too
+    expected = {(f.sheet, f.cell) for f in found}
+    assert {f.code for f in found} >= {"population-balance", "not-integer", "not-in-list", "date-after-period",
+                                       "id-checksum", "phone-invalid", "period-mismatch"}
+    assert all(f.cell for f in found)
+    book = openpyxl.load_workbook(annotate(tmp_path, source, found))
+    assert book.sheetnames[0] == LIST_SHEET and book.active.title == LIST_SHEET
+    assert marked_cells(book) == expected
+    assert sorted(links(book)) == sorted((f.sheet, f.cell) for f in found)
+    for sheet, cell in links(book):
+        assert book[sheet][cell].comment.author == AUTHOR
+    assert book["月报"]["A5"].fill.fgColor.rgb == ROW_MARK  # the row of a finding is tinted
+    assert book["月报"]["G5"].fill.fgColor.rgb == FILLS["error"]
+    assert book["育龄妇女"][next(f.cell for f in found if f.code == "date-after-period")].fill.fgColor.rgb \
+        == FILLS["warning"]
+
+
+def test_the_units_own_values_and_layout_are_unchanged(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    out = annotate(tmp_path, source, checked(source, street))
+    assert values(out) == values(source)
+    mine, hers = openpyxl.load_workbook(out), openpyxl.load_workbook(source)
+    for ws in hers.worksheets:
+        assert mine[ws.title].freeze_panes == ws.freeze_panes
+        assert {k: d.width for k, d in mine[ws.title].column_dimensions.items()} == \
+            {k: d.width for k, d in ws.column_dimensions.items()}
+    assert mine["月报"]["C3"].font.b  # her header formatting is kept
+
+
+def test_her_formulas_keep_their_values_for_readers_that_do_not_calculate(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))  # its 合计 row holds SUM formulas
+    out = annotate(tmp_path, source, checked(source, street))
+    assert openpyxl.load_workbook(out)["月报"]["B6"].value == "=SUM(B4:B5)"
+    mine, hers = CalamineWorkbook.from_path(str(out)), CalamineWorkbook.from_path(str(source))
+    for name in hers.sheet_names:
+        assert mine.get_sheet_by_name(name).to_python() == hers.get_sheet_by_name(name).to_python(), name
+
+
+def test_listing_puts_errors_first_and_says_what_to_do(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    book = openpyxl.load_workbook(annotate(tmp_path, source, checked(source, street)))
+    rows = list(book[LIST_SHEET].iter_rows(values_only=True))
+    head = " ".join(str(r[0]) for r in rows[:4])
+    assert "请按以下说明修改后重新报送" in head and "2026年11月5日" in head and CONTACT in head
+    header = next(i for i, r in enumerate(rows) if r[0] == "序号")
+    severities = [r[1] for r in rows[header + 1:]]
+    assert severities == sorted(severities, key=["错误", "警告", "提示"].index) and "警告" in severities
+    assert rows[header][:8] == ("序号", "严重程度", "工作表", "单元格", "项目", "填写值", "应为", "问题说明")
+
+
+def test_fixed_and_sent_back_as_it_is_the_book_passes(tmp_path, street):
+    clean = write_return(tmp_path / "clean.xlsx", clean_return(street))
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    book = openpyxl.load_workbook(annotate(tmp_path, source, found))
+    right = openpyxl.load_workbook(clean)
+    for f in found:
+        book[f.sheet][f.cell] = right[f.sheet][f.cell].value
+    book.save(tmp_path / "改好了.xlsx")
+    assert checked(tmp_path / "改好了.xlsx", street) == []
+
+
+def test_sheets_named_by_alias_are_linked_by_their_own_names(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    book = openpyxl.load_workbook(source)
+    book["月报"].title, book["育龄妇女"].title = "月报表", "育龄妇女花名册"
+    book.save(source)
+    found = checked(source, street)
+    out = openpyxl.load_workbook(annotate(tmp_path, source, found))
+    assert {s for s, _ in links(out)} == {"月报表", "育龄妇女花名册", "流动人口"}
+    assert ("月报表", next(f.cell for f in found if f.code == "population-balance")) in marked_cells(out)
+
+
+def test_findings_without_a_cell_point_at_the_nearest_one(tmp_path, street):
+    data = clean_return(street)
+    data.monthly = data.monthly.drop(columns=["死亡"])
+    source = write_return(tmp_path / "甲村.xlsx", data)
+    book = openpyxl.load_workbook(source)
+    book.remove(book["流动人口"])
+    book.save(source)
+    found = checked(source, street)
+    assert {(f.code, f.sheet, f.cell) for f in found} == {("missing-column", "月报", ""), ("missing-sheet", "", "")}
+    out = openpyxl.load_workbook(annotate(tmp_path, source, found))
+    assert links(out) == [("月报", "A3")]  # the header row's first cell
+    assert "没有“死亡”这一列" in out["月报"]["A3"].comment.text
+    rows = {r[4] or r[6]: r for r in out[LIST_SHEET].iter_rows(values_only=True) if isinstance(r[0], int)}
+    missing_sheet = next(r for r in rows.values() if "流动人口" in str(r[7]))
+    assert missing_sheet[3] == "无法定位,见问题说明"
+
+
+def test_group_without_a_table_row_points_at_the_header(tmp_path, street):
+    data = deepcopy(clean_return(street))
+    data.roster.loc[data.roster["小组"] == "二组", "小组"] = "一组"  # all women in 一组; 二组 row still says 3
+    data.monthly = data.monthly.iloc[[0]]  # and 二组 has no row at all
+    source = write_return(tmp_path / "甲村.xlsx", data)
+    found = checked(source, street)
+    assert all(f.cell for f in found if f.sheet)
+    out = openpyxl.load_workbook(annotate(tmp_path, source, found))
+    assert marked_cells(out) == {(f.sheet, f.cell) for f in found}
+
+
+def test_hostile_text_stays_text_and_foreign_formulas_become_values(tmp_path, street):
+    data = clean_return(street)
+    data.roster.at[0, "备注"] = "=cmd|' /C calc'!A0"
+    data.roster.at[1, "备注"] = "@SUM(1+1)*cmd|' /C calc'!A0"
+    source = write_return(tmp_path / "甲村.xlsx", data)
+    book = openpyxl.load_workbook(source)
+    book["月报"]["T4"] = '=HYPERLINK("http://example.com/x","点这里")'
+    book["月报"]["T5"] = "=B4+1"
+    book["月报"]["T6"] = "=cmd|' /C calc'!A0"
+    book.defined_names["run"] = openpyxl.workbook.defined_name.DefinedName("run", attr_text="cmd|' /C calc'!A0")
+    book.save(source)
+    out = annotate(tmp_path, source, [finding("population-balance", sheet="月报", cell="H4", field="期末人口")])
+    mine = openpyxl.load_workbook(out)
+    remark = mine["育龄妇女"]["M3"]
+    assert remark.data_type == "s" and remark.value == "=cmd|' /C calc'!A0" and remark.quotePrefix
+    assert mine["育龄妇女"]["M4"].data_type == "s" and mine["育龄妇女"]["M4"].quotePrefix
+    assert mine["月报"]["T4"].data_type != "f" and mine["月报"]["T6"].data_type != "f"  # values now
+    assert "run" not in mine.defined_names
+    assert mine["月报"]["T5"].value == "=B4+1" and mine["月报"]["B6"].value == "=SUM(B4:B5)"
+
+
+def test_a_second_annotation_replaces_the_first(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    first = annotate(tmp_path, source, found)
+    again = tmp_path / "again.xlsx"
+    later = [f for f in checked(first, street) if f.code == "phone-invalid"]
+    write_unit_book(again, "甲村", PERIOD, DUE, later, read_workbook(first), CONTACT, source=first)
+    book = openpyxl.load_workbook(again)
+    assert [t for t in book.sheetnames if t.startswith(LIST_SHEET)] == [LIST_SHEET]
+    assert marked_cells(book) == {(f.sheet, f.cell) for f in later}
+    assert not [c for ws in book.worksheets if ws.title != LIST_SHEET for row in ws.iter_rows() for c in row
+                if c.fill.fill_type == "solid" and c.fill.fgColor.rgb == ROW_MARK and c.row != 3]
+
+
+def test_other_formats_are_rebuilt_at_the_same_positions(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    out = annotate(tmp_path, source, found, rebuild=True)
+    book = openpyxl.load_workbook(out)
+    assert marked_cells(book) == {(f.sheet, f.cell) for f in found}
+    raw = read_workbook(source)
+    for sheet in raw.sheets:
+        for r, row in enumerate(sheet.grid):
+            for c, value in enumerate(row):
+                got = book[sheet.name].cell(sheet.top + r + 1, sheet.left + c + 1).value
+                if isinstance(got, dt.datetime) and type(value) is dt.date:
+                    got = got.date()
+                assert (got is None and value in ("", None)) or got == value, (sheet.name, r, c)
+    assert {f.code for f in checked(out, street)} == {f.code for f in found}
+
+
+def test_english_listing(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    book = openpyxl.load_workbook(annotate(tmp_path, source, found, lang="en"))
+    rows = list(book[LIST_SHEET].iter_rows(values_only=True))
+    assert any(r[0] == "No." for r in rows)
+    assert sorted(r[7] for r in rows if isinstance(r[0], int)) == sorted(f.message_en for f in found)
+    assert {r[1] for r in rows if isinstance(r[0], int)} == {"error", "warning"}
+
+
+@pytest.mark.parametrize("name", ["roster", "floating"])
+def test_id_number_cells_stay_text(tmp_path, street, name):
+    data = clean_return(street)
+    source = write_return(tmp_path / "甲村.xlsx", data)
+    out = annotate(tmp_path, source, checked(source, street, period="2026-09"))
+    sheet = {"roster": "育龄妇女", "floating": "流动人口"}[name]
+    frame = data.roster if name == "roster" else data.floating
+    column = openpyxl.utils.get_column_letter(list(frame.columns).index("身份证号") + 1)
+    cell = openpyxl.load_workbook(out)[sheet][f"{column}3"]
+    assert cell.value == frame.at[0, "身份证号"] and cell.data_type == "s"
+
+
+def test_the_run_sends_back_her_own_book_annotated(workspace, street):
+    from conftest import drop
+    from pipeline.outputs import UNIT_FOLDER
+    from pipeline.run import run
+
+    sent = drop(workspace, "甲村10月.xlsx", defective(street))
+    hers = values(sent)
+    run(workspace, street, now=RUN_DAY)
+    [book_path] = (workspace.outbox / PERIOD / UNIT_FOLDER).glob("*.xlsx")
+    book = openpyxl.load_workbook(book_path)
+    assert book.sheetnames == [LIST_SHEET, "封面", "月报", "育龄妇女", "流动人口"]
+    assert values(book_path) == hers and book["月报"]["C3"].font.b
+    report = (workspace.outbox / PERIOD / "report.json").read_text(encoding="utf-8")
+    assert all(f'"{cell}"' in report for _, cell in marked_cells(book))
