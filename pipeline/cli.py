@@ -51,13 +51,14 @@ def main() -> None:
               help="工作目录:归档、隔离区和历史库所在")
 @click.option("--lock-timeout", type=float, default=LOCK_TIMEOUT_SECONDS, show_default=True,
               help="另一个任务正在运行时最多等待的秒数")
+@click.option("--lang", type=click.Choice(["zh", "en"]), help="报告中说明的语言(默认取 pipeline.toml,即中文)")
 def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, period: str | None,
-                workdir: Path, lock_timeout: float) -> None:
+                workdir: Path, lock_timeout: float, lang: str | None) -> None:
     """处理收件箱中所有新到的月报,重写受影响月份的汇总表和错误报告。
 
     退出码:0 全部接收;1 有月报被退回或隔离;2 无法运行。
     """
-    registry = _registry(workdir, config)
+    registry = _registry(workdir, config).in_language(lang)
     workspace = Workspace.at(workdir, registry.settings, inbox, outbox)
     try:
         result = run(workspace, registry, period=_period_option(period), lock_timeout=lock_timeout,

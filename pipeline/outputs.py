@@ -62,7 +62,9 @@ def write_period(state: PeriodState, folder: Path) -> None:
 def write_unit_books(state: PeriodState, folder: Path) -> None:
     """One annotated workbook per return with findings (superseded ones kept: they were sent back)."""
     wanted = set()
-    contact = f"如有疑问请联系{state.registry.street.name}计生办。"
+    lang = state.registry.settings.lang
+    contact = (f"如有疑问请联系{state.registry.street.name}计生办。" if lang == "zh"
+               else f"Questions: the {state.registry.street.name} family-planning office.")
     units = {u.code: u for u in state.registry.units}
     for r in state.returns:
         findings = [f for f in state.findings_by_return.get(r.id, []) if f.severity != "info"]
@@ -72,7 +74,7 @@ def write_unit_books(state: PeriodState, folder: Path) -> None:
         path = folder / safe_name(f"{unit.code}_{unit.name}_{state.period}_审核结果_{r.sha256[:8]}.xlsx")
         wanted.add(path.name)
         write_unit_book(path, unit.name, state.period, state.submission(unit.code).due, findings,
-                        _own_sheets(Path(r.archived_as)), contact, source=Path(r.archived_as))
+                        _own_sheets(Path(r.archived_as)), contact, source=Path(r.archived_as), lang=lang)
     for old in folder.glob("*.xlsx") if folder.exists() else []:
         if old.name not in wanted:
             old.unlink()

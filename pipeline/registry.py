@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Settings:
     quarantine: str = "quarantine"
     history: str = "history.sqlite"
     settle_seconds: float = 2.0  # a file younger than this may still be being copied
+    lang: str = "zh"  # language of the messages in reports: zh or en
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class Registry:
     units: tuple[Unit, ...]
     settings: Settings
     source: Path
+
+    def in_language(self, lang: str | None) -> "Registry":
+        """The same registry with reports in `lang` (None keeps the street's choice)."""
+        return self if lang is None else replace(self, settings=replace(self.settings, lang=lang))
 
     def unit_by_code(self, code: str) -> Unit | None:
         return next((u for u in self.units if u.code == code), None)
@@ -127,7 +132,10 @@ def parse_settings(raw: dict[str, Any]) -> Settings:
     unknown = set(raw) - set(known)
     if unknown:
         raise RegistryError(f"登记文件 [settings] 中有不认识的设置: {', '.join(sorted(unknown))}")
-    return Settings(**raw)
+    settings = Settings(**raw)
+    if settings.lang not in ("zh", "en"):
+        raise RegistryError(f"登记文件 [settings] lang 只能是 zh 或 en,现在是 {settings.lang}")
+    return settings
 
 
 class RegistryError(Exception):

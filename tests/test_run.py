@@ -127,3 +127,16 @@ def test_unit_workbooks_hold_only_their_own_unit(workspace, street):
             assert person not in text
         for name in list(other.roster["姓名"]) + list(other.floating["姓名"]):
             assert name not in text.replace(str(own.cover["单位名称"]), "")
+
+
+def test_reports_in_english_when_asked(workspace, street):
+    bad = clean_return(street, "U02", first_serial=30)
+    bad.monthly.at[0, "期末人口"] += 7
+    drop(workspace, "bad.xlsx", bad)
+    run(workspace, street.in_language("en"), now=RUN_DAY)
+    report_book = openpyxl.load_workbook(workspace.outbox / PERIOD / output_names(street, PERIOD)["errors"])
+    texts = [str(v) for row in report_book.worksheets[0].iter_rows(values_only=True) for v in row if v]
+    assert any("does not balance" in t for t in texts)
+    [unit_book] = (workspace.outbox / PERIOD / UNIT_FOLDER).glob("*.xlsx")
+    listing = openpyxl.load_workbook(unit_book).worksheets[0]
+    assert any("does not balance" in str(v) for row in listing.iter_rows(values_only=True) for v in row if v)

@@ -15,9 +15,9 @@ COLUMNS = [("严重程度", 8), ("单位代码", 14), ("单位名称", 12), ("�
 STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "missing": "未报送"}
 
 
-def finding_row(f: Finding) -> list:
+def finding_row(f: Finding, lang: str = "zh") -> list:
     return [f.severity.zh, f.unit, f.unit_name, f.file, f.sheet, f.cell, f.row, f.column, f.field, f.value,
-            f.expected, f.message, f.code]
+            f.expected, f.message_en if lang == "en" else f.message, f.code]
 
 
 def write_street_report(state: PeriodState, path: Path) -> None:
@@ -34,7 +34,7 @@ def write_street_report(state: PeriodState, path: Path) -> None:
             write_cell(ws, 3, c, name, head)
             ws.set_column(c, c, width)
         for r, f in enumerate(findings, start=4):
-            for c, value in enumerate(finding_row(f)):
+            for c, value in enumerate(finding_row(f, state.registry.settings.lang)):
                 write_cell(ws, r, c, value)
         ws.autofilter(3, 0, 3 + max(len(findings), 1), len(COLUMNS) - 1)
         ws.freeze_panes(4, 0)
