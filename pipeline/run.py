@@ -16,7 +16,7 @@ from pipeline.faults import pause_in_lock
 from pipeline.check import check_returns, no_earlier_persons, period_mismatch
 from pipeline.findings import Finding
 from pipeline.forms import load_form
-from pipeline.intake.returns import ReturnFile, take_in
+from pipeline.intake.returns import ReturnFile, take_in_all
 from pipeline.outputs import write_period_outputs
 from pipeline.registry import Registry
 from pipeline.store.filing import (Outcome, earlier_persons, file_checked, file_quarantined, file_repeat,
@@ -78,10 +78,7 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
     result = RunResult(now)
     with History(ws.history) as history:
         files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
-        taken = []
-        for path, sha256 in files:
-            taken.append(take_in(path, registry, form, sha256))
-            progress("intake", len(taken), len(files))
+        taken = take_in_all(files, registry, form, progress=lambda done, total: progress("intake", done, total))
         wanted = [f for f in taken if period is None or f.period in (period, None)]
         result.left_in_inbox = [f.name for f in taken if f not in wanted]
         fresh, repeats = split_repeats(wanted, history)
@@ -127,7 +124,7 @@ def validate_files(paths: list[Path], registry: Registry, period: str | None = N
     """Check files without filing or merging them (`pipeline validate`): each file's findings."""
     now = now or dt.datetime.now()
     form = load_form()
-    taken = [take_in(path, registry, form) for path in paths]
+    taken = take_in_all([(path, None) for path in paths], registry, form)
     identified = [f for f in taken if not f.quarantine_reason]
     checked, _ = check_returns(identified, registry, form, now.date(), no_earlier_persons())
     by_file = {id(c.file): c.findings for c in checked}

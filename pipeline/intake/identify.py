@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 from pipeline.forms import SheetSpec
 from pipeline.intake.locate import column_letter
@@ -52,20 +53,32 @@ def read_cover(sheet: RawSheet, spec: SheetSpec) -> dict[str, CoverEntry]:
     return found
 
 
-def identify(cover: dict[str, CoverEntry], file_name: str, registry: Registry) -> Identity:
-    """Unit by code, then by name or alias; period from the cover; then the file name."""
+def identify(cover: dict[str, CoverEntry], file_name: str, registry: Registry,
+             texts: Sequence[str] = ()) -> Identity:
+    """Unit and period from the cover; then the file name; then titles inside the file (`texts`)."""
     unit, unit_source = _unit_from_cover(cover, registry), "cover"
     if unit is None:
-        named = registry.units_named_in(file_name)
-        unit, unit_source = (named[0], "file name") if len(named) == 1 else (None, "")
+        unit, unit_source = _unit_named_in([file_name], registry), "file name"
+    if unit is None:
+        unit, unit_source = _unit_named_in(texts, registry), "content"
     period, period_source = None, ""
     if "period" in cover:
         period, period_source = parse_period(cover["period"].value), "cover"
     if period is None:
-        period = find_period_in(file_name)
-        period_source = "file name" if period else ""
+        period, period_source = find_period_in(file_name), "file name"
+    if period is None:
+        period, period_source = next((p for t in texts if (p := find_period_in(t))), None), "content"
     filled = parse_date(cover["filled_on"].value) if "filled_on" in cover else None
-    return Identity(unit, period, filled, unit_source, period_source, cover)
+    return Identity(unit, period, filled, unit_source if unit else "", period_source if period else "", cover)
+
+
+def _unit_named_in(texts: Sequence[str], registry: Registry) -> Unit | None:
+    """The one unit named in the first text that names exactly one."""
+    for text in texts:
+        named = registry.units_named_in(text)
+        if len(named) == 1:
+            return named[0]
+    return None
 
 
 def _unit_from_cover(cover: dict[str, CoverEntry], registry: Registry) -> Unit | None:

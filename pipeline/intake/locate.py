@@ -74,6 +74,7 @@ def locate_table(sheet: RawSheet, spec: SheetSpec) -> LocatedTable:
         return LocatedTable(sheet.name, 0, pd.DataFrame(columns=[]), {}, problems=problems)
     positions, problems = _map_columns(sheet, spec, header)
     rows = _data_rows(sheet, header, list(positions.values()))
+    rows = [r for r in rows if not _repeats_header(sheet, r, positions, spec)]
     values = pd.DataFrame(
         {name: [sheet.cell(r, c) for r in rows] for name, c in positions.items()},
         index=pd.Index([r + 1 for r in rows], name="excel_row"), dtype=object,
@@ -91,6 +92,10 @@ def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[st
     problems: list[HeaderProblem] = []
     for c in range(sheet.left, sheet.n_cols):
         col = by_label.get(normalise_label(sheet.cell(header, c)))
+        if col is None and header > sheet.top:
+            # A two-row header: "出生" over "小计 | 一孩 | 二孩": an unknown sub-label takes its parent's name.
+            parent = by_label.get(normalise_label(sheet.cell(header - 1, c)))
+            col = parent if parent is not None and parent.name not in positions else None
         if col is None:
             continue
         if col.name in positions:
@@ -111,6 +116,13 @@ def _data_rows(sheet: RawSheet, header: int, cols: list[int]) -> list[int]:
             continue
         rows.append(r)
     return rows
+
+
+def _repeats_header(sheet: RawSheet, row: int, positions: dict[str, int], spec: SheetSpec) -> bool:
+    """A header row again: the lower row of a merged two-row header, or a header repeated on each printed page."""
+    named = [(name, c) for name, c in positions.items() if sheet.cell(row, c) is not None]
+    same = sum(normalise_label(sheet.cell(row, c)) in spec.column(name).labels() for name, c in named)
+    return same >= 2 and same * 2 >= len(named)
 
 
 def _is_note(filled: list[Cell]) -> bool:

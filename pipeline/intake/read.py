@@ -1,19 +1,31 @@
-"""Read a workbook's cell values, whatever the format, into plain grids.
+"""Read a return's cell values, whatever the format, into plain grids (RawWorkbook).
+
+The format is told by content, never by the extension: a zip holding xl/workbook.xml is
+.xlsx/.xlsm, one holding an OpenDocument mimetype is .ods, an OLE file is .xls, text
+with <table> is an "Excel" file exported as an HTML page, any other zip (or a folder)
+holds one file per sheet. Every guard of `safety` runs before a parser sees the bytes.
 
 Values come from python-calamine (formula cells give their cached values); openpyxl is
-10–20× slower on the same sheet and is kept for annotating, not for reading.
+10–20× slower on the same sheet and is kept for annotating, not for reading. This module
+runs inside the sandboxed reader process (see `sandbox`): it must not import pandas.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import python_calamine
 
 Cell = str | float | int | bool | dt.date | dt.datetime | dt.time | dt.timedelta | None
+Merge = tuple[int, int, int, int]  # first row, first column, last row, last column (0-based, absolute)
+
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a village return is a few MB at most
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 
 
 @dataclass
@@ -24,6 +36,8 @@ class RawSheet:
     grid: list[list[Cell]]
     top: int = 0
     left: int = 0
+    merges: list[Merge] = field(default_factory=list)
+    _width: int | None = field(default=None, repr=False, compare=False)
 
     def cell(self, row: int, col: int) -> Cell:
         """Value at 0-based absolute (row, col), None outside the grid."""
@@ -33,30 +47,50 @@ class RawSheet:
             return None if value == "" else value
         return None
 
+    def put(self, row: int, col: int, value: Cell) -> None:
+        """Set the value at 0-based absolute (row, col), growing a ragged row if needed."""
+        r, c = row - self.top, col - self.left
+        if 0 <= r < len(self.grid) and c >= 0:
+            line = self.grid[r]
+            line.extend([None] * (c + 1 - len(line)))
+            line[c] = value
+            self._width = None
+
     @property
     def n_rows(self) -> int:
         return self.top + len(self.grid)
 
     @property
     def n_cols(self) -> int:
-        return self.left + max((len(r) for r in self.grid), default=0)
+        if self._width is None:  # cached: loops over every row ask for it
+            self._width = max((len(r) for r in self.grid), default=0)
+        return self.left + self._width
+
+    def trim(self) -> None:
+        """Drop empty cells at the end of each row and empty rows at the bottom (positions unchanged)."""
+        for line in self.grid:
+            while line and line[-1] in (None, ""):
+                line.pop()
+        while self.grid and not self.grid[-1]:
+            self.grid.pop()
+        self._width = None
 
 
 @dataclass
 class RawWorkbook:
-    format: str
+    format: str  # xlsx | xlsb | ods | xls | html | csv | bundle
     sheets: list[RawSheet]
 
 
 class UnreadableFile(Exception):
-    """The file is not a workbook we can read; the message says why, in Chinese."""
+    """The file is not a return we can read safely; the message says why, in Chinese."""
 
 
 def sniff_format(head: bytes) -> str:
-    """Tell the format from the first bytes, never from the extension."""
-    if head.startswith(b"PK\x03\x04"):
+    """Tell the container from the first bytes, never from the extension: zip | ole | empty | text."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip"
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+    if head.startswith(OLE_MAGIC):
         return "ole"
     if not head.strip():
         return "empty"
@@ -64,22 +98,120 @@ def sniff_format(head: bytes) -> str:
 
 
 def read_workbook(path: Path) -> RawWorkbook:
-    """All sheets of an Excel or OpenDocument workbook as raw grids."""
-    with open(path, "rb") as fh:
-        kind = sniff_format(fh.read(8))
+    """All sheets of a return (a file of any accepted format, or a folder of per-sheet files)."""
+    from pipeline.intake.bundle import read_folder  # bundle reads its members with read_bytes
+
+    book = read_folder(path) if path.is_dir() else read_bytes(read_limited(path), path.name)
+    for sheet in book.sheets:
+        sheet.trim()  # a formatted but empty area must not cost the checks a pass over millions of cells
+    return book
+
+
+def read_limited(path: Path) -> bytes:
+    """A file's bytes, refusing one too large to be a return before reading it."""
+    size = path.stat().st_size
+    if size == 0:
+        raise UnreadableFile("文件是空的(0 字节),可能没有保存或复制完整")
+    if size > MAX_FILE_BYTES:
+        raise UnreadableFile(f"文件太大({size // (1024 * 1024)} MB),不像是一份村(居)月报")
+    return path.read_bytes()
+
+
+def read_bytes(data: bytes, name: str, *, member: bool = False) -> RawWorkbook:
+    """Read one file's bytes by their content; `member` is a file inside a zip or folder of sheets."""
+    from pipeline.intake import delimited, htmltables  # these import this module
+
+    kind = sniff_format(data[:8])
     if kind == "empty":
-        raise UnreadableFile("文件是空的")
-    if kind not in ("zip", "ole"):
-        raise UnreadableFile("不是Excel工作簿")
+        raise UnreadableFile("文件是空的,可能没有保存或复制完整")
+    if kind == "ole":
+        return read_ole(data)
+    if kind == "zip":
+        return read_zip(data, member)
+    text = delimited.decode_text(data)
+    if htmltables.looks_like_html(text):
+        return htmltables.read_html(text, name)
+    if member:
+        return delimited.read_csv(text, name)
+    raise UnreadableFile("不是Excel工作簿(是纯文本文件;CSV 请按工作表分别保存,放在一个文件夹或 zip 压缩包里报送)")
+
+
+def read_zip(data: bytes, member: bool) -> RawWorkbook:
+    """A zip: an Excel or OpenDocument workbook, or (at the top level) a zip of per-sheet files."""
+    from pipeline.intake import bundle, safety
+
+    archive = safety.open_zip(data)
+    names = set(archive.namelist())
+    if "xl/workbook.xml" in names or "xl/workbook.bin" in names:
+        scans = safety.check_ooxml(archive)
+        book = calamine_workbook(data, "xlsb" if "xl/workbook.bin" in names else "xlsx")
+        safety.check_rows_read(book, scans)
+        return book
+    if ODS_MIMETYPE in _mimetype(archive) or "content.xml" in names:
+        safety.check_xml_prologs(archive)
+        return calamine_workbook(data, "ods")
+    if any(n.startswith(("word/", "ppt/")) for n in names):
+        raise UnreadableFile("这是Word或PowerPoint文件,不是Excel工作簿")
+    if member:
+        raise UnreadableFile("压缩包里又套了一个压缩包,请解开后再报送")
+    return bundle.read_zip_bundle(archive)
+
+
+def _mimetype(archive: Any) -> bytes:
+    from pipeline.intake.safety import DAMAGED_ZIP
+
     try:
-        book = python_calamine.CalamineWorkbook.from_path(str(path))
-        sheets = [_raw_sheet(book, name) for name in book.sheet_names]
+        info = archive.getinfo("mimetype")
+        return archive.read(info)[:100] if info.file_size <= 100 else b""
+    except KeyError:
+        return b""
+    except DAMAGED_ZIP as exc:
+        raise UnreadableFile("文件不完整或已损坏(解压失败)") from exc
+
+
+def read_ole(data: bytes) -> RawWorkbook:
+    """An OLE compound file: a .xls workbook, or an Office file protected by a password."""
+    from pipeline.intake import safety
+
+    if safety.is_encrypted_ole(data):
+        raise UnreadableFile("工作簿设有打开密码,无法读取。请去掉密码后重新报送")
+    return calamine_workbook(data, "xls")
+
+
+def calamine_workbook(data: bytes, fmt: str) -> RawWorkbook:
+    """Every sheet of a workbook calamine reads, merged cells filled in."""
+    try:
+        book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        sheets = [_raw_sheet(book, meta.name) for meta in book.sheets_metadata
+                  if meta.typ == python_calamine.SheetTypeEnum.WorkSheet]
+    except python_calamine.PasswordError as exc:
+        raise UnreadableFile("工作簿设有密码保护,无法读取。请去掉密码后重新报送") from exc
     except Exception as exc:  # calamine's errors are not one class; any is "unreadable"
-        raise UnreadableFile(f"工作簿已损坏或有密码保护({type(exc).__name__})") from exc
-    return RawWorkbook("xlsx" if kind == "zip" else "xls", sheets)
+        raise UnreadableFile(f"工作簿已损坏,无法读取({type(exc).__name__})") from exc
+    return RawWorkbook(fmt, sheets)
 
 
 def _raw_sheet(book: Any, name: str) -> RawSheet:
     sheet = book.get_sheet_by_name(name)
     start = sheet.start or (0, 0)
-    return RawSheet(name, sheet.to_python(), top=start[0], left=start[1])
+    merges = [(a[0], a[1], b[0], b[1]) for a, b in (sheet.merged_cell_ranges or [])]
+    raw = RawSheet(name, sheet.to_python(), top=start[0], left=start[1], merges=merges)
+    fill_merges(raw)
+    return raw
+
+
+def fill_merges(sheet: RawSheet) -> None:
+    """Give each cell of a merged range's first column the range's value.
+
+    A header merged over two header rows then names its column in the lower row too, and
+    a group name merged down a roster reaches every row of that group. Values are not
+    copied across columns: a title or a note merged across the table must stay one cell,
+    and a header merged over two columns must not become a duplicate column.
+    """
+    for top, left, bottom, _right in sheet.merges:
+        value = sheet.cell(top, left)
+        if value is None:
+            continue
+        for row in range(top + 1, bottom + 1):
+            if sheet.cell(row, left) is None:
+                sheet.put(row, left, value)

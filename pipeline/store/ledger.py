@@ -71,6 +71,17 @@ def move_into(source: Path, target: Path) -> None:
         shutil.move(str(source), str(target))  # another disk, or no hard links on this one
 
 
+def _move_folder(source: Path, target: Path) -> None:
+    """A folder moves whole: one rename on the same disk; elsewhere copied first, the original removed last."""
+    try:
+        os.rename(source, target)  # target checked absent above; rename never merges into a folder with content
+    except OSError:
+        if target.exists():
+            raise
+        shutil.copytree(source, target, symlinks=True)
+        shutil.rmtree(source)
+
+
 def write_reason(target: Path, reason: str, original_name: str, sha256: str) -> Path:
     """A plain-text note beside a quarantined file that a clerk can read."""
     note = target.with_name(target.name + ".原因.txt")

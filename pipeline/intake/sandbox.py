@@ -1,0 +1,205 @@
+"""Read each file in a separate, limited process, so a hostile file harms nothing else.
+
+python-calamine aborts the whole process (no exception to catch) on some hostile files,
+and a zip bomb or a huge sheet can exhaust memory. So files are parsed by a small pool
+of reading processes (`worker`), started once per run with only the readers imported.
+Each process limits its own address space and its CPU time per file; the parent waits
+at most `seconds` for an answer. A process that dies, aborts or overruns is replaced,
+and only the file it was reading is refused, with the reason.
+
+Measured on the 2-core machine (FACTS.md style: trust the ratios): starting a reading
+process costs ~60 ms; sending one clean return through a started one adds ~2 ms to the
+~45 ms calamine needs. A process per file would add ~60 ms to every file, hence a pool.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.intake.read import RawWorkbook
+from pipeline.intake.worker import HEADER
+
+CRASHED = "读取时程序异常退出,文件可能已损坏或被恶意构造(如“压缩炸弹”、超远单元格)"
+TOO_SLOW = "读取时间过长被终止,文件可能被恶意构造"
+TOO_BIG = "读取时占用内存过多被终止,文件可能被恶意构造"
+SIGNAL_REASONS = {signal.SIGXCPU: TOO_SLOW, signal.SIGALRM: TOO_SLOW, signal.SIGKILL: TOO_BIG}
+_START = "from pipeline.intake.worker import main; main()"
+_ALLOWED = {("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
+            ("pipeline.intake.read", "RawSheet"), ("pipeline.intake.read", "RawWorkbook")}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one file may cost to read (a village return takes well under 1 s and 100 MB)."""
+
+    memory_mb: int = 480  # address space of a reading process, interpreter included
+    seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class ReadReport:
+    """What reading one file cost: peak memory of its reading process, wall time seen here."""
+
+    peak_mb: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """The workbook, or why there is none; and what reading cost."""
+
+    workbook: RawWorkbook | None
+    reason: str
+    report: ReadReport
+
+
+class _Worker:
+    """One reading process and its pipes."""
+
+    def __init__(self) -> None:
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        self.proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env, close_fds=True)
+
+    def ask(self, path: Path, limits: Limits) -> tuple[str, object, float | None]:
+        """Send one request; the answer, or ('died', reason, peak) if the process did not answer in time."""
+        request = pickle.dumps((str(path), limits.memory_mb, limits.seconds))
+        deadline = time.monotonic() + limits.seconds
+        try:
+            self.proc.stdin.write(HEADER.pack(len(request)) + request)
+            self.proc.stdin.flush()
+            head = self._read(HEADER.size, deadline)
+            return _load(self._read(HEADER.unpack(head)[0], deadline + limits.seconds))
+        except TimeoutError:
+            return ("died", TOO_SLOW, self.end())
+        except Exception:  # no answer, or a garbled one: that process cannot be trusted any more
+            return ("died", None, self.end())
+
+    def _read(self, size: int, deadline: float) -> bytes:
+        """Exactly `size` bytes from the process, or TimeoutError / EOFError."""
+        fd, chunks, left = self.proc.stdout.fileno(), [], size
+        while left:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def end(self) -> float | None:
+        """Stop the process (killed if it does not stop at once), reap it, and return its peak memory in MB."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        if not _exits_within(self.proc.pid, 0.5):
+            self.proc.kill()
+        self.proc.stdout.close()
+        try:
+            _, status, usage = os.wait4(self.proc.pid, 0)
+        except ChildProcessError:
+            return None
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        return usage.ru_maxrss / 1024  # an upper bound: Linux counts the parent's pages before exec
+
+    def death_reason(self) -> str:
+        code = self.proc.returncode
+        return SIGNAL_REASONS.get(-code, CRASHED) if code is not None and code < 0 else CRASHED
+
+
+def _exits_within(pid: int, seconds: float) -> bool:
+    """Whether the process ends within `seconds` (looked at without reaping it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
+
+class _Restricted(pickle.Unpickler):
+    """Answers hold only plain values, dates and the two grid classes: nothing else is loaded."""
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def _load(data: bytes) -> tuple[str, object, float | None]:
+    return _Restricted(io.BytesIO(data)).load()
+
+
+class ReaderPool:
+    """Reading processes shared by a run's threads; create once per run, close when done."""
+
+    def __init__(self, workers: int = 2, limits: Limits = Limits()) -> None:
+        self.limits = limits
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()
+        for _ in range(max(1, workers)):
+            self._idle.put(None)  # started on first use
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def read(self, path: Path) -> ReadResult:
+        """Read one file in a reading process; a failure gives the reason, never an exception."""
+        started = time.monotonic()
+        worker = self._idle.get() or self._start()
+        status, payload, peak = worker.ask(path, self.limits)
+        ok = status == "ok" and isinstance(payload, RawWorkbook)
+        if ok or status == "refused":  # the readers refused cleanly: the process is as it was
+            self._idle.put(worker)
+        else:
+            end_peak = worker.end() if status != "died" else None
+            peak = peak or end_peak
+            self._idle.put(None)  # a fresh process next time
+        report = ReadReport(peak, time.monotonic() - started)
+        if ok:
+            return ReadResult(payload, "", report)
+        if status == "died":
+            return ReadResult(None, str(payload or worker.death_reason()), report)
+        return ReadResult(None, str(payload) if status in ("refused", "spent") else CRASHED, report)
+
+    def _start(self) -> _Worker:
+        worker = _Worker()
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def close(self) -> None:
+        with self._lock:
+            for worker in self._all:
+                if worker.proc.returncode is None:
+                    worker.end()
+            self._all.clear()
+
+    def __enter__(self) -> "ReaderPool":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def read_isolated(path: Path, limits: Limits = Limits()) -> ReadResult:
+    """Read one file in a reading process of its own (for a single file; a run uses a ReaderPool)."""
+    with ReaderPool(1, limits) as pool:
+        return pool.read(path)

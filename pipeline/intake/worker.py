@@ -1,0 +1,113 @@
+"""The reading process: reads files named on stdin, answers on stdout, within its limits.
+
+Started by `sandbox.ReaderPool` as `python -c "...worker.main()"` with only the readers
+imported (no pandas: ~60 ms to start). Each request is a pickled (path, memory_mb,
+seconds); each answer a pickled (status, workbook or reason, peak MB), both framed by an
+8-byte length. The process limits its own address space for good and its CPU time per
+file; Rust's abort messages go to /dev/null.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import resource
+import signal
+import struct
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from pipeline.intake.read import UnreadableFile, read_workbook
+
+HEADER = struct.Struct("<Q")
+MEMORY_ERROR = "文件太大,读取时超出内存限制,可能被恶意构造"
+
+
+def main() -> None:
+    """Serve requests until stdin closes."""
+    requests, answers = _channels()
+    limited = False
+    while (request := receive(requests)) is not None:
+        path, memory_mb, seconds = request
+        if not limited:
+            _limit_memory(memory_mb)
+            limited = True
+        _limit_time(seconds)
+        send(answers, answer_for(Path(path)))
+        signal.alarm(0)
+
+
+def _channels() -> tuple[BinaryIO, BinaryIO]:
+    """stdin/stdout for frames only; anything printed goes to stderr, which goes nowhere."""
+    answers = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stdout = sys.stderr
+    return sys.stdin.buffer, answers
+
+
+def answer_for(path: Path) -> tuple[str, object, float]:
+    """('ok', workbook), ('refused', reason), or ('spent', reason) when this process should be replaced.
+
+    A refusal by the readers leaves the process as it was; running out of memory or an
+    unexpected error may not, so the parent starts a fresh process after those.
+    """
+    try:
+        answer: tuple[str, object] = ("ok", read_workbook(path))
+    except UnreadableFile as exc:
+        answer = ("refused", str(exc))
+    except MemoryError:
+        answer = ("spent", MEMORY_ERROR)
+    except RecursionError:
+        answer = ("spent", "文件结构异常(嵌套过深),可能被恶意构造")
+    except Exception as exc:  # a reader bug on a strange file: that file is unreadable, nothing more
+        answer = ("spent", f"文件已损坏,无法读取({type(exc).__name__})")
+    return (*answer, peak_mb())
+
+
+def peak_mb() -> float:
+    """This process's own peak resident memory (VmHWM; ru_maxrss would count the parent before exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            line = next(x for x in fh if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _limit_memory(memory_mb: int) -> None:
+    memory = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # a reader never writes a file
+    os.environ["RUST_BACKTRACE"] = "0"
+
+
+def _limit_time(seconds: float) -> None:
+    """CPU seconds for this file on top of what was used; the alarm ends a process stuck waiting."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    spent = int(used.ru_utime + used.ru_stime)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (spent + int(seconds) + 1, hard))
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(int(seconds) + 2)
+
+
+def receive(stream: BinaryIO) -> object | None:
+    """One framed pickle from the parent (trusted), None at end of input."""
+    head = stream.read(HEADER.size)
+    if len(head) < HEADER.size:
+        return None
+    return pickle.loads(stream.read(HEADER.unpack(head)[0]))
+
+
+def send(stream: BinaryIO, answer: tuple[str, object, float]) -> None:
+    try:
+        data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+    except MemoryError:
+        data = pickle.dumps(("spent", MEMORY_ERROR, answer[2]))
+    stream.write(HEADER.pack(len(data)) + data)
+    stream.flush()

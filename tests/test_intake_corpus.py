@@ -1,0 +1,180 @@
+"""Acceptance 1: one clean return in every format and with every tolerance of SPEC §3.
+
+Each file is made here from the same clean return; each must be accepted with no error
+and give exactly the figures and persons of the template .xlsx.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from conftest import PERIOD, RUN_DAY, clean_return, drop
+from pipeline.check import check_returns, no_earlier_persons
+from pipeline.forms import load_form
+from pipeline.intake.returns import take_in_all
+from pipeline.periods import EXCEL_EPOCH
+from test_intake_builders import (as_xlsm, csv_zip, html_page, return_grids, settle, sheet_folder,
+                                  stale_dimension, write_ods, write_xls, write_xlsx)
+
+
+def serial(day: dt.date) -> int:
+    return (day - EXCEL_EPOCH).days
+
+
+def with_dates(grids: dict, form) -> dict:
+    """The grids with every date in the registers written by `form(date)`."""
+    out = copy.deepcopy(grids)
+    for name in ("育龄妇女", "流动人口"):
+        out[name] = [[form(v) if isinstance(v, dt.date) else v for v in row] for row in out[name]]
+    return out
+
+
+def with_cover(grids: dict, **changes) -> dict:
+    """The grids with cover values changed (None removes the line)."""
+    out = copy.deepcopy(grids)
+    cover = dict((k, v) for k, v in out["封面"])
+    cover.update(changes)
+    out["封面"] = [[k, v] for k, v in cover.items() if v is not None]
+    return out
+
+
+def two_row_header(grids: dict) -> tuple[dict, list[tuple]]:
+    """月报 under a two-row header: each column merged down both rows, the floating
+    columns under one merged "流动人口情况" label, with 出生 split into 小计/一孩/二孩/多孩."""
+    out = copy.deepcopy(grids)
+    title, header, *rows = out["月报"]
+    births = header.index("出生")
+    floating = header.index("流动人口")
+    top = [None] * (len(header) + 3)
+    sub = [None] * (len(header) + 3)
+    merges, c = [], 0
+    body = [[] for _ in rows]
+    for i, name in enumerate(header):
+        if i == births:
+            merges.append((1, c, 1, c + 3, "出生"))
+            sub[c:c + 4] = ["小计", "一孩", "二孩", "多孩"]
+            for line, row in zip(body, rows):
+                total = row[i]
+                first = total // 2 if isinstance(total, int) else None
+                line += [total, first, total - first if first is not None else None, 0 if first is not None else None]
+            c += 4
+            continue
+        if i >= floating:
+            sub[c] = name
+        else:
+            merges.append((1, c, 2, c, name))
+        for line, row in zip(body, rows):
+            line.append(row[i])
+        c += 1
+    merges.append((1, floating + 3, 1, len(header) + 2, "流动人口情况"))
+    merges.append((0, 0, 0, len(header) + 2, title[0]))
+    out["月报"] = [[title[0]], top, sub, *body]
+    return out, {"月报": merges}
+
+
+def corpus(folder: Path, street) -> dict[str, Path]:
+    """Every format and tolerance, each a file (or folder) of the same clean return."""
+    data = clean_return(street, "U01")
+    grids = return_grids(data)
+    folder.mkdir()
+    base = drop(folder, "template.xlsx", data)
+    header, merges = two_row_header(grids)
+    files = {
+        "xlsx template": base,
+        "xlsm": as_xlsm(base, folder / "宏.xlsm"),
+        "xls": write_xls(folder / "老版本.xls", grids),
+        "xls named .xlsx": write_xls(folder / "改名.xlsx", grids),
+        "ods": write_ods(folder / "wps.ods", grids),
+        "html gbk named .xls": _write(folder / "系统导出.xls", html_page(grids).encode("gbk")),
+        "html gb18030 headings, no captions": _write(folder / "导出2.xls", html_page(grids, caption="heading").encode("gb18030")),
+        "html utf-8": _write(folder / "导出3.xls", html_page(grids).encode("utf-8")),
+        "csv zip (gbk names, mixed encodings)": csv_zip(folder / "分表.zip", grids),
+        "folder of per-sheet files": sheet_folder(folder / "甲村十月", grids),
+        "merged two-row header": write_xlsx(folder / "合并表头.xlsx", header, merges=merges),
+        "merged two-row header .xls": write_xls(folder / "合并表头.xls", header, merges=merges),
+        "dates as serials": write_xlsx(folder / "序列号日期.xlsx", with_dates(grids, serial)),
+        "dates 2026-03-01 as text": write_xlsx(folder / "d1.xlsx", with_dates(grids, lambda d: d.isoformat())),
+        "dates 2026/3/1": write_xlsx(folder / "d2.xlsx", with_dates(grids, lambda d: f"{d.year}/{d.month}/{d.day}")),
+        "dates 2026年3月1日": write_xlsx(folder / "d3.xlsx", with_dates(grids, lambda d: f"{d.year}年{d.month}月{d.day}日")),
+        "hidden columns": write_xlsx(folder / "隐藏列.xlsx", grids, hidden={"月报": [1, 4], "育龄妇女": [0, 12]}),
+        "period 2026年10月": write_xlsx(folder / "p1.xlsx", with_cover(grids, 报告期="2026年10月")),
+        "period 202610": write_xlsx(folder / "p2.xlsx", with_cover(grids, 报告期="202610")),
+        "period 202610 as a number": write_xlsx(folder / "p3.xlsx", with_cover(grids, 报告期=202610)),
+        "period as an Excel date": write_xlsx(folder / "p4.xlsx", with_cover(grids, 报告期=dt.date(2026, 10, 1))),
+        "period as an Excel serial": write_xlsx(folder / "p5.xlsx", with_cover(grids, 报告期=serial(dt.date(2026, 10, 1)))),
+        "unit by alias": write_xlsx(folder / "alias.xlsx", with_cover(grids, 单位名称="甲村委会", 单位代码=None)),
+        "unit and period from the file name": write_xlsx(folder / "甲村2026年10月报表(改).xlsx",
+                                                          with_cover(grids, 单位名称=None, 单位代码=None, 报告期=None)),
+        "unit and period from the title": write_xlsx(folder / "报表.xlsx", _titled(grids)),
+        "stale dimension": stale_dimension(base, folder / "旧维度.xlsx"),
+    }
+    return files
+
+
+def _titled(grids: dict) -> dict:
+    out = with_cover(grids, 单位名称=None, 单位代码=None, 报告期=None)
+    out["月报"][0] = ["甲村 2026年10月 人口与计划生育月报表"]
+    return out
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return settle(path)
+
+
+BIRTH_ORDERS = ("一孩", "二孩", "多孩")  # only the two-row header variant splits 出生 by order
+
+
+def _numbers(checked) -> tuple:
+    figures = checked.figures[~checked.figures["name"].isin(BIRTH_ORDERS)]
+    figures = figures.sort_values(["grp", "name"]).reset_index(drop=True)
+    persons = {k: sorted(p["id_number"]) for k, p in checked.persons.items()}
+    return figures.to_dict("records"), persons
+
+
+@pytest.fixture(scope="module")
+def taken(tmp_path_factory, request):
+    from conftest import STREET
+    from pipeline.registry import parse_registry
+
+    street = parse_registry(STREET, Path("test-street.toml"))
+    files = corpus(tmp_path_factory.mktemp("corpus") / "files", street)
+    form = load_form()
+    returns = take_in_all([(p, None) for p in files.values()], street, form)
+    results = {}
+    for label, ret in zip(files, returns):
+        checked, _ = check_returns([ret], street, form, RUN_DAY.date(), no_earlier_persons())
+        results[label] = (ret, checked[0])
+    return results
+
+
+def test_every_format_and_tolerance_is_read(taken):
+    assert len(taken) == 26
+    unreadable = {label: ret.quarantine_reason for label, (ret, _) in taken.items() if ret.quarantine_reason}
+    assert unreadable == {}
+
+
+@pytest.mark.parametrize("label", [
+    "xlsm", "xls", "xls named .xlsx", "ods", "html gbk named .xls", "html gb18030 headings, no captions",
+    "html utf-8", "csv zip (gbk names, mixed encodings)", "folder of per-sheet files", "merged two-row header",
+    "merged two-row header .xls", "dates as serials", "dates 2026-03-01 as text", "dates 2026/3/1",
+    "dates 2026年3月1日", "hidden columns", "period 2026年10月", "period 202610", "period 202610 as a number",
+    "period as an Excel date", "period as an Excel serial", "unit by alias", "unit and period from the file name",
+    "unit and period from the title", "stale dimension"])
+def test_same_return_in_another_form_gives_the_same_numbers_and_no_error(taken, label):
+    ret, checked = taken[label]
+    _, reference = taken["xlsx template"]
+    assert (ret.unit.code, ret.period) == ("U01", PERIOD)
+    assert [(f.code, f.sheet, f.cell) for f in checked.findings if f.severity != "info"] == []
+    assert checked.verdict == "accepted"
+    assert _numbers(checked) == _numbers(reference)
+
+
+def test_the_template_itself_is_clean(taken):
+    ret, checked = taken["xlsx template"]
+    assert checked.verdict == "accepted" and not [f for f in checked.findings if f.severity == "error"]
+    assert ret.workbook.format == "xlsx"

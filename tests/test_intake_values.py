@@ -1,0 +1,72 @@
+"""Untrusted values inside a readable return: control characters, over-long text, odd names."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import RUN_DAY, clean_return, drop
+from pipeline.check import check_returns, no_earlier_persons
+from pipeline.forms import load_form
+from pipeline.intake import safety
+from pipeline.intake.delimited import decode_text, sniff_delimiter
+from pipeline.intake.htmltables import read_html
+from pipeline.intake.read import UnreadableFile
+from pipeline.intake.returns import take_in_all
+
+
+def test_control_characters_are_replaced_and_long_text_reported_not_cut(tmp_path, street):
+    data = clean_return(street, "U01")
+    data.roster.at[0, "姓名"] = "王\x07梅"
+    data.roster.at[1, "备注"] = "说明" * 150
+    data.roster.at[2, "备注"] = "=HYPERLINK(\"http://x\")"
+    [ret] = take_in_all([(drop(tmp_path, "甲村.xlsx", data), None)], street, load_form())
+    found = sorted((f.code, f.sheet, f.cell, f.field, f.value) for f in ret.findings)
+    assert found == [("control-characters", "育龄妇女", "B3", "姓名", "王 梅"),
+                     ("text-too-long", "育龄妇女", "M4", "备注", "300")]
+    roster = ret.tables["roster"].values  # indexed by Excel row: a title row, the header, then the women
+    assert roster.loc[3, "姓名"] == "王 梅" and len(roster.loc[4, "备注"]) == 300
+    assert roster.loc[5, "备注"].startswith("=HYPERLINK")  # the clerk's text; writers make it inert
+    [checked], _ = check_returns([ret], street, load_form(), RUN_DAY.date(), no_earlier_persons())
+    assert checked.verdict == "accepted"
+
+
+def test_sheet_names_from_inside_a_file_are_only_labels(tmp_path):
+    page = "<table><caption>../../月报\x01</caption><tr><td>a<td>b</table><table><tr><td>c</table>"
+    book = read_html(page, "x.xls")
+    assert [s.name for s in book.sheets] == ["../../月报", "表2"]  # a label: nothing is ever written under it
+
+
+def test_encodings_are_detected_not_assumed():
+    text = "单位名称,甲村\r\n报告期,2026年10月\r\n"
+    for codec in ("utf-8", "utf-8-sig", "gbk", "gb18030", "utf-16"):
+        assert decode_text(text.encode(codec)) == text
+    assert decode_text(text.encode("utf-16-le")) == text  # "Unicode text" without a BOM
+    with pytest.raises(UnreadableFile):
+        decode_text(bytes(range(256)) * 4)
+    assert sniff_delimiter("小组\t期初人口\n一组\t400\n") == "\t"
+
+
+def test_declared_charsets_are_widened_to_gb18030():
+    page = '<meta charset="gb2312"><table><tr><td>镕</table>'.encode("gb18030")  # 镕 is GBK, not GB2312
+    assert "镕" in decode_text(page)
+
+
+def test_the_run_refuses_to_start_without_defusedxml(monkeypatch, street):
+    monkeypatch.setitem(sys.modules, "defusedxml", None)
+    with pytest.raises(safety.UnsafeEnvironment, match="defusedxml"):
+        take_in_all([], street, load_form())
+
+
+def test_id_numbers_excel_turned_into_numbers_are_errors_not_guesses(tmp_path, street):
+    from test_intake_builders import return_grids, write_xlsx
+
+    grids = return_grids(clean_return(street, "U01"))
+    header = grids["育龄妇女"][0].index("身份证号")
+    for row in grids["育龄妇女"][1:]:
+        row[header] = float(row[header][:17] + "0")  # what Excel keeps of an 18-digit number: 15 digits
+    [ret] = take_in_all([(write_xlsx(tmp_path / "甲村.xlsx", grids), None)], street, load_form())
+    [checked], _ = check_returns([ret], street, load_form(), RUN_DAY.date(), no_earlier_persons())
+    numeric = [f for f in checked.findings if f.code == "id-numeric"]
+    assert len(numeric) == len(grids["育龄妇女"]) - 1 and checked.verdict == "rejected"
