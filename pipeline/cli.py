@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.intake.safety import UnsafeEnvironment
 from pipeline.periods import parse_period
 from pipeline.registry import RegistryError, Registry, find_registry, load_registry
 from pipeline.run import EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run, validate_files
@@ -63,7 +64,7 @@ def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, pe
     try:
         result = run(workspace, registry, period=_period_option(period), lock_timeout=lock_timeout,
                      progress=TerminalProgress())
-    except RunLocked as exc:
+    except (RunLocked, UnsafeEnvironment) as exc:
         raise CannotRun(str(exc)) from exc
     except OSError as exc:
         raise CannotRun(f"运行失败(磁盘或权限问题):{exc}。收件箱中未处理的文件保持原样,修复后重新运行即可。") from exc
@@ -116,7 +117,7 @@ def print_result(result: RunResult, workspace: Workspace) -> None:
 
 
 @main.command("validate")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")
 @click.option("--period", help="应为这个报告期(YYYY-MM)")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True, help="说明的语言")

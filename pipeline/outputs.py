@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 from pipeline.forms import load_form
-from pipeline.intake.read import UnreadableFile, read_workbook
+from pipeline.intake.sandbox import ReaderPool
 from pipeline.period import PeriodState, fingerprint, load_period
 from pipeline.registry import Registry
 from pipeline.store.history import History
@@ -66,22 +66,17 @@ def write_unit_books(state: PeriodState, folder: Path) -> None:
     contact = (f"如有疑问请联系{state.registry.street.name}计生办。" if lang == "zh"
                else f"Questions: the {state.registry.street.name} family-planning office.")
     units = {u.code: u for u in state.registry.units}
-    for r in state.returns:
-        findings = [f for f in state.findings_by_return.get(r.id, []) if f.severity != "info"]
-        if r.status not in ("accepted", "rejected", "superseded") or not findings or r.unit not in units:
-            continue
-        unit = units[r.unit]
-        path = folder / safe_name(f"{unit.code}_{unit.name}_{state.period}_审核结果_{r.sha256[:8]}.xlsx")
-        wanted.add(path.name)
-        write_unit_book(path, unit.name, state.period, state.submission(unit.code).due, findings,
-                        _own_sheets(Path(r.archived_as)), contact, source=Path(r.archived_as), lang=lang)
+    with ReaderPool(1) as reader:  # the archived files are read as warily as at intake
+        for r in state.returns:
+            findings = [f for f in state.findings_by_return.get(r.id, []) if f.severity != "info"]
+            if r.status not in ("accepted", "rejected", "superseded") or not findings or r.unit not in units:
+                continue
+            unit = units[r.unit]
+            path = folder / safe_name(f"{unit.code}_{unit.name}_{state.period}_审核结果_{r.sha256[:8]}.xlsx")
+            wanted.add(path.name)
+            write_unit_book(path, unit.name, state.period, state.submission(unit.code).due, findings,
+                            reader.read(Path(r.archived_as)).workbook, contact, source=Path(r.archived_as),
+                            lang=lang)
     for old in folder.glob("*.xlsx") if folder.exists() else []:
         if old.name not in wanted:
             old.unlink()
-
-
-def _own_sheets(archived: Path):
-    try:
-        return read_workbook(archived)
-    except (UnreadableFile, OSError):
-        return None
