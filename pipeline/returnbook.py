@@ -14,9 +14,9 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
 from pipeline.resources import load_schema_file
+from pipeline.write.safe import new_workbook
 
 TEMPLATE_FILE = "template_v1.toml"
-WORKBOOK_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
 COVER_TITLE = "村(居)人口与计划生育月报"
 MONTHLY_UNIT_NOTE = "单位:人"
 MONTHLY_FOOT_NOTE = "注:本表由村(居)计生专干填报"
@@ -39,7 +39,7 @@ def write_return(path: Path, data: ReturnData, *, total_row: bool = True, title_
     """Write the return as a template-v1 .xlsx (封面, 月报, 育龄妇女, 流动人口) and return its path."""
     path = Path(path)
     sheets = load_schema_file(TEMPLATE_FILE)["sheets"]
-    wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+    wb = new_workbook(path)  # text stays text: never a formula, a link or a number
     try:
         fmts = _formats(wb)
         unit = str(data.cover.get("单位名称", ""))

@@ -12,8 +12,8 @@ from typing import Callable
 
 from filelock import FileLock, Timeout
 
-from pipeline.faults import pause_in_lock
 from pipeline.check import check_returns, no_earlier_persons, period_mismatch
+from pipeline.faults import pause_in_lock
 from pipeline.findings import Finding
 from pipeline.forms import load_form
 from pipeline.intake.returns import ReturnFile, take_in_all
