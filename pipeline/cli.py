@@ -10,7 +10,9 @@ import click
 from pipeline.intake.safety import UnsafeEnvironment
 from pipeline.periods import parse_period
 from pipeline.registry import RegistryError, Registry, find_registry, load_registry
-from pipeline.run import EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run, validate_files
+from pipeline.executors import ExecutorUnavailable, per_file_executor
+from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run,
+                          validate_files)
 from pipeline.workspace import Workspace
 
 STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "quarantined": "已隔离", "duplicate": "重复文件",
@@ -53,8 +55,14 @@ def main() -> None:
 @click.option("--lock-timeout", type=float, default=LOCK_TIMEOUT_SECONDS, show_default=True,
               help="另一个任务正在运行时最多等待的秒数")
 @click.option("--lang", type=click.Choice(["zh", "en"]), help="报告中说明的语言(默认取 pipeline.toml,即中文)")
+@click.option("--workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True,
+              help="同时读取文件的进程数(默认每个CPU核一个)")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="逐个文件的处理在哪里做:本机,或已有的 Dask 集群")
+@click.option("--scheduler", help="Dask 调度器地址,如 tcp://10.0.0.5:8786(--executor dask 时)")
 def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, period: str | None,
-                workdir: Path, lock_timeout: float, lang: str | None) -> None:
+                workdir: Path, lock_timeout: float, lang: str | None, workers: int, executor: str,
+                scheduler: str | None) -> None:
     """处理收件箱中所有新到的月报,重写受影响月份的汇总表和错误报告。
 
     退出码:0 全部接收;1 有月报被退回或隔离;2 无法运行。
@@ -62,9 +70,10 @@ def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, pe
     registry = _registry(workdir, config).in_language(lang)
     workspace = Workspace.at(workdir, registry.settings, inbox, outbox)
     try:
-        result = run(workspace, registry, period=_period_option(period), lock_timeout=lock_timeout,
-                     progress=TerminalProgress())
-    except (RunLocked, UnsafeEnvironment) as exc:
+        with per_file_executor(executor, scheduler) as pool:
+            result = run(workspace, registry, period=_period_option(period), lock_timeout=lock_timeout,
+                         progress=TerminalProgress(), workers=workers, executor=pool)
+    except (RunLocked, UnsafeEnvironment, ExecutorUnavailable) as exc:
         raise CannotRun(str(exc)) from exc
     except OSError as exc:
         raise CannotRun(f"运行失败(磁盘或权限问题):{exc}。收件箱中未处理的文件保持原样,修复后重新运行即可。") from exc

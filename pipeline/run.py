@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,6 +31,7 @@ from pipeline.write.safe import clean_stale_temporaries
 
 EXIT_ALL_ACCEPTED, EXIT_SOME_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
 Progress = Callable[[str, int, int], None]  # (stage, done, total), for a progress bar
+DEFAULT_WORKERS = os.cpu_count() or 1  # one reading process per core
 LOCK_TIMEOUT_SECONDS = 60.0
 
 
@@ -52,33 +55,45 @@ class RunLocked(Exception):
 
 def run(workspace: Workspace, registry: Registry, *, period: str | None = None,
         now: dt.datetime | None = None, lock_timeout: float = LOCK_TIMEOUT_SECONDS,
-        progress: Progress | None = None) -> RunResult:
+        progress: Progress | None = None, workers: int = DEFAULT_WORKERS,
+        executor: Executor | None = None) -> RunResult:
     """Process everything new in the inbox (or only `period`) and rewrite the touched periods' outputs.
 
     One run at a time per working folder: a second one waits `lock_timeout` seconds for the
     lock, then raises RunLocked. The lock is the operating system's, so a killed run's lock
-    is released with its process.
+    is released with its process. The per-file stage runs on `workers` local reading
+    processes, or on `executor` (e.g. a Dask cluster's) when one is given.
     """
     now = now or dt.datetime.now()
     workspace.create()
     try:
         with FileLock(workspace.lock, timeout=lock_timeout):
             pause_in_lock()
-            result = _run_locked(workspace, registry, period, now, progress or _silent)
+            result = _run_locked(workspace, registry, period, now, progress or _silent,
+                                 PerFile(workers, executor))
     except Timeout as exc:
         raise RunLocked(f"另一个汇总任务正在运行(锁文件 {workspace.lock}),请稍后再试。") from exc
     write_run_log(workspace, result)
     return result
 
 
+@dataclass(frozen=True)
+class PerFile:
+    """Where the per-file stage runs."""
+
+    workers: int = DEFAULT_WORKERS
+    executor: Executor | None = None
+
+
 def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.datetime,
-                progress: Progress) -> RunResult:
+                progress: Progress, per_file: PerFile) -> RunResult:
     clean_stale_temporaries(ws.outbox)
     form = load_form()
     result = RunResult(now)
     with History(ws.history) as history:
         files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
-        taken = take_in_all(files, registry, form, progress=lambda done, total: progress("intake", done, total))
+        taken = take_in_all(files, registry, form, per_file.executor, workers=per_file.workers,
+                            progress=lambda done, total: progress("intake", done, total))
         wanted = [f for f in taken if period is None or f.period in (period, None)]
         result.left_in_inbox = [f.name for f in taken if f not in wanted]
         fresh, repeats = split_repeats(wanted, history)

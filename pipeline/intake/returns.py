@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
-import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,7 @@ from pipeline.intake.identify import Identity, identify, read_cover
 from pipeline.intake.locate import LocatedTable, column_letter, find_header_row, locate_table
 from pipeline.intake.read import RawSheet, RawWorkbook
 from pipeline.intake.safety import require_defusedxml
-from pipeline.intake.sandbox import Limits, ReaderPool, ReadReport, read_isolated
+from pipeline.intake.sandbox import Limits, ReaderPool, ReadReport
 from pipeline.intake.untrusted import TextProblem, clean_sheet
 from pipeline.periods import PERIOD_FORMS
 from pipeline.registry import Registry, Unit
@@ -111,25 +111,34 @@ def _received(shot: Snapshot) -> dt.datetime:
 
 # ---- taking files in ----------------------------------------------------------------
 
+_WORKER_READER: ReaderPool | None = None
+
+
+def worker_reader() -> ReaderPool:
+    """This process's own reading process, started once (in a pool or cluster worker)."""
+    global _WORKER_READER
+    if _WORKER_READER is None:
+        _WORKER_READER = ReaderPool(1)
+        atexit.register(_WORKER_READER.close)
+    return _WORKER_READER
+
+
 def take_in_all(files: list[tuple[Path, str | None]], registry: Registry, form: Form,
                 executor: Executor | None = None, limits: Limits = Limits(),
-                progress: Callable[[int, int], None] | None = None) -> list[ReturnFile]:
+                progress: Callable[[int, int], None] | None = None, workers: int = READ_WORKERS) -> list[ReturnFile]:
     """Take in every (path, sha256); files that changed while being read are left for the next run.
 
-    Files are parsed by a pool of limited reading processes made once per call (see
-    `sandbox`); the rest of the per-file work runs on `executor`, by default a thread
-    pool of the same size whose threads mostly wait on those processes. A process-pool
-    executor may be passed instead: its workers then read each file in a process of its own.
+    By default `workers` limited reading processes (see `sandbox`) parse the files while a
+    thread pool of the same size does the rest of the per-file work. Another executor may
+    be passed (a process pool, or a Dask cluster's): its workers then do all the per-file
+    work, each reading through a reading process of its own, kept for the worker's life.
     """
     require_defusedxml()
-    workers = max(1, min(READ_WORKERS, os.cpu_count() or 1, len(files)))
-    with ReaderPool(workers, limits) as reader:
-        if executor is None:
-            with ThreadPoolExecutor(max_workers=workers) as threads:
-                taken = _take_on(threads, files, registry, form, reader, progress)
-        else:  # the reading processes' pipes cannot be handed to another process
-            shared = reader if isinstance(executor, ThreadPoolExecutor) else None
-            taken = _take_on(executor, files, registry, form, shared, progress)
+    if executor is not None:
+        return [f for f in _take_on(executor, files, registry, form, None, progress) if not f.changed]
+    workers = max(1, min(workers, len(files)))
+    with ReaderPool(workers, limits) as reader, ThreadPoolExecutor(max_workers=workers) as threads:
+        taken = _take_on(threads, files, registry, form, reader, progress)
     return [f for f in taken if not f.changed]
 
 
@@ -153,7 +162,7 @@ def take_in(path: Path, registry: Registry, form: Form, sha256: str | None = Non
     except OSError:  # moved away or locked since it was listed: nothing to take in this run
         return ReturnFile(path, sha256 or "", dt.datetime.now(), changed=True)
     ret = ReturnFile(path, digest, _received(before), changed=sha256 is not None and sha256 != digest)
-    result = reader.read(path) if reader else read_isolated(path)
+    result = (reader or worker_reader()).read(path)
     ret.workbook, ret.read, ret.unreadable = result.workbook, result.report, result.reason
     if ret.unreadable:
         ret.findings.append(finding("file-unreadable", file=path.name, value=ret.unreadable))
