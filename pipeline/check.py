@@ -7,6 +7,9 @@ written.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from json.encoder import encode_basestring as _json_text  # what json.dumps(…, ensure_ascii=False) uses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -17,7 +20,7 @@ from pipeline.intake.returns import ReturnFile
 from pipeline.registry import Registry
 from pipeline.store.history import Layout
 from pipeline.validate import Validated, validate_returns
-from pipeline.validate.batch import RET, ROW, ReturnKey
+from pipeline.validate.batch import RET, ROW, ReturnKey, row_spans, object_array
 from pipeline.validate.registers import GROUP
 from pipeline.validate.street import ids_in_other_units
 
@@ -31,7 +34,7 @@ class CheckedReturn:
     file: ReturnFile
     findings: list[Finding]
     figures: pd.DataFrame  # long rows: grp, name, value
-    persons: dict[str, pd.DataFrame] = field(default_factory=dict)  # sheet key -> id_number, grp, record
+    persons: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # sheet key -> id_number, grp, record
     layouts: list[Layout] = field(default_factory=list)
 
     @property
@@ -54,25 +57,26 @@ def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today
     keys = return_keys(files)
     validated = validate_returns({i: f.tables for i, f in enumerate(files)}, keys, form, today)
     found = {i: f.findings + validated.findings[i] for i, f in enumerate(files)}
+    index_of = {k.file: i for i, k in reversed(keys.items())}  # the first return of that file name
     earlier_warnings: dict[int, list[Finding]] = {}
     for key, attr in REGISTERS.items():
         typed = getattr(validated, attr)
         letters = {i: f.tables[key].letters for i, f in enumerate(files) if key in f.tables}
         errors, warnings = ids_in_other_units(typed, earlier_persons[key], form.sheets[key].name, keys, letters)
         for f in errors:
-            found[_index_of(keys, f)].append(f)
+            found[index_of[f.file]].append(f)
         for rid, ws in warnings.items():
             earlier_warnings.setdefault(rid, []).extend(ws)
     overrides = registry.settings.severity
-    checked = [CheckedReturn(f, with_severities(_stamp(found[i], keys[i]), overrides), figures_of(validated, i, form),
-                             {k: persons_of(validated, i, k, a, files[i]) for k, a in REGISTERS.items()},
-                             layouts_of(validated, i, f))
+    figures = all_figures(validated, form)
+    persons = {k: all_persons(validated, k, a, files) for k, a in REGISTERS.items()}
+    group_rows = all_group_rows(validated)
+    checked = [CheckedReturn(f, with_severities(_stamp(found[i], keys[i]), overrides),
+                             figures[i] if i in figures else _no_figures(),
+                             Registers({k: persons[k].get(i) for k in REGISTERS}),
+                             _layouts(f, group_rows.get(i, {})))
                for i, f in enumerate(files)]
     return checked, {rid: with_severities(ws, overrides) for rid, ws in earlier_warnings.items()}
-
-
-def _index_of(keys: dict[int, ReturnKey], f: Finding) -> int:
-    return next(i for i, k in keys.items() if k.file == f.file)
 
 
 def _stamp(findings: list[Finding], key: ReturnKey) -> list[Finding]:
@@ -82,32 +86,141 @@ def _stamp(findings: list[Finding], key: ReturnKey) -> list[Finding]:
 
 def figures_of(validated: Validated, index: int, form: Form) -> pd.DataFrame:
     """The return's monthly table as long rows (grp, name, value), rows of unknown groups left out."""
-    rows = validated.monthly[(validated.monthly[RET] == index) & validated.monthly[GROUP].notna()]
+    return all_figures(validated, form).get(index, _no_figures())
+
+
+def all_figures(validated: Validated, form: Form) -> dict[int, pd.DataFrame]:
+    """figures_of every return, from one pass over the stacked monthly table."""
+    rows = validated.monthly[validated.monthly[GROUP].notna()]
     names = [c.name for c in form.monthly.columns if c.type == "count"]
-    long = rows.melt(id_vars=[GROUP], value_vars=names, var_name="name", value_name="value")
+    long = rows.melt(id_vars=[RET, GROUP], value_vars=names, var_name="name", value_name="value")
     long = long.rename(columns={GROUP: "grp"}).dropna(subset=["value"])
-    return long.groupby(["grp", "name"], as_index=False)["value"].sum()
+    summed = long.groupby([RET, "grp", "name"], as_index=False)["value"].sum()
+    return {ret: part.drop(columns=[RET]).reset_index(drop=True)
+            for ret, part in _parts(summed).items()}
 
 
 def layouts_of(validated: Validated, index: int, file: ReturnFile) -> list[Layout]:
     """Where each table sat in the file, and the Excel row of each group of the monthly table."""
-    rows = validated.monthly[(validated.monthly[RET] == index) & validated.monthly[GROUP].notna()]
-    group_rows = {g: int(r) for g, r in zip(rows[GROUP], rows[ROW])}
+    return _layouts(file, all_group_rows(validated).get(index, {}))
+
+
+def all_group_rows(validated: Validated) -> dict[int, dict[str, int]]:
+    """Per return, the Excel row of each group of its monthly table (the last row, if one repeats)."""
+    rows = validated.monthly[validated.monthly[GROUP].notna()]
+    found: dict[int, dict[str, int]] = {}
+    for ret, group, row in zip(rows[RET].tolist(), rows[GROUP].tolist(), rows[ROW].tolist()):
+        found.setdefault(ret, {})[group] = int(row)
+    return found
+
+
+def _layouts(file: ReturnFile, group_rows: dict[str, int]) -> list[Layout]:
     return [Layout(key, t.sheet, t.header_row, t.total_row, t.letters, group_rows if key == "monthly" else {})
             for key, t in file.tables.items()]
 
 
 def persons_of(validated: Validated, index: int, key: str, attr: str, file: ReturnFile) -> pd.DataFrame:
     """One register's rows: id_number, grp, and the typed record (with its Excel cell)."""
+    rows = all_persons(validated, key, attr, {index: file}).get(index)
+    return rows.frame() if rows is not None else _no_persons()
+
+
+class _Register:
+    """A stacked register's columns as plain lists (references to the cells), for writing records."""
+
+    def __init__(self, rows: pd.DataFrame):
+        names = [c for c in rows.columns if not c.startswith("_")]
+        # (key as JSON, the cells, their encoded values: codes, dates and numbers repeat across returns)
+        self.columns = [(_json_text(c) + ": ", rows[c].tolist(), {}) for c in names]
+        self.rows, self.ids, self.groups = rows[ROW].tolist(), rows["身份证号"].tolist(), rows[GROUP].tolist()
+
+
+@dataclass(frozen=True)
+class PersonRows:
+    """One return's rows of a stacked register, and the letter of its ID column."""
+
+    register: _Register
+    span: slice
+    letter: str
+
+    def frame(self) -> pd.DataFrame:
+        """id_number, grp and record: the record as the JSON text the history stores.
+
+        Written column by column, it is exactly what json.dumps(record, ensure_ascii=False,
+        default=str) gives for {column: value, …, "_row", "_column", "_cell"}, at a third of the cost.
+        """
+        reg, span = self.register, self.span
+        fields = [json_fields(prefix, cells[span], made) for prefix, cells, made in reg.columns]
+        letter = _json_text(self.letter)
+        records = ["{" + ", ".join(cells) + f', "_row": {int(row)}, "_column": {letter}, "_cell": '
+                   + _json_text(f"{self.letter}{int(row)}") + "}"
+                   for row, cells in zip(reg.rows[span], zip(*fields))]
+        return pd.DataFrame({"id_number": object_array(reg.ids[span]), "grp": object_array(reg.groups[span]),
+                             "record": object_array(records)}, dtype=object)
+
+
+class Registers(Mapping):
+    """A return's registers (sheet key -> id_number, grp, record), each made when it is read.
+
+    The records are written at filing time from the typed rows, one return at a time: a
+    run holds the typed registers (references to cells already in memory), not every
+    person's JSON text at once.
+    """
+
+    def __init__(self, rows: dict[str, PersonRows | None]):
+        self._rows = rows
+
+    def __getitem__(self, key: str) -> pd.DataFrame:
+        rows = self._rows[key]
+        return rows.frame() if rows is not None else _no_persons()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def all_persons(validated: Validated, key: str, attr: str, files) -> dict[int, PersonRows]:
+    """Each return's rows of one register (returns of `files`: a list, or a dict by index), ID filled."""
     typed = getattr(validated, attr)
-    rows = typed[(typed[RET] == index) & typed["身份证号"].notna()]
-    letter = file.tables[key].letters.get("身份证号", "") if key in file.tables else ""
-    records = [
-        {**{k: _plain(v) for k, v in r.items() if not k.startswith("_")}, "_row": int(r[ROW]),
-         "_column": letter, "_cell": f"{letter}{int(r[ROW])}"}
-        for r in rows.to_dict("records")
-    ]
-    return pd.DataFrame({"id_number": rows["身份证号"].tolist(), "grp": rows[GROUP].tolist(), "record": records})
+    files = dict(enumerate(files)) if isinstance(files, list) else files
+    rows = typed[typed[RET].isin(list(files)) & typed["身份证号"].notna()]
+    letters = {i: f.tables[key].letters.get("身份证号", "") if key in f.tables else "" for i, f in files.items()}
+    register = _Register(rows)
+    return {ret: PersonRows(register, span, letters[ret]) for ret, span in row_spans(rows[RET]).items()}
+
+
+def json_fields(prefix: str, cells: list, made: dict) -> list[str]:
+    """prefix + each cell as json.dumps writes _plain(cell); `made` keeps the encoded non-text values."""
+    fields = []
+    for v in cells:
+        if type(v) is str:
+            fields.append(prefix + _json_text(v))
+            continue
+        key = (type(v), v)  # 1, 1.0 and True are equal keys otherwise
+        try:
+            field = made.get(key)
+            if field is None:
+                field = made[key] = prefix + json.dumps(_plain(v), ensure_ascii=False, default=str)
+        except TypeError:  # unhashable: encode it on its own
+            field = prefix + json.dumps(_plain(v), ensure_ascii=False, default=str)
+        fields.append(field)
+    return fields
+
+
+def _parts(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    return {ret: frame.iloc[span] for ret, span in row_spans(frame[RET]).items()}
+
+
+def _no_figures() -> pd.DataFrame:
+    return pd.DataFrame({"grp": pd.Series([], dtype=object), "name": pd.Series([], dtype=object),
+                         "value": pd.Series([], dtype=float)})
+
+
+def _no_persons() -> pd.DataFrame:
+    return pd.DataFrame({"id_number": pd.Series([], dtype=object), "grp": pd.Series([], dtype=object),
+                         "record": pd.Series([], dtype=object)})
 
 
 def _plain(value: object) -> object:

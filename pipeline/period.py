@@ -80,7 +80,8 @@ def load_period(history: History, registry: Registry, form: Form, period: str, n
     monthly = {m: accepted_totals(history, m, counts) for m in months}
     ytd = year_to_date({m: t for m, t in monthly.items() if not t.empty}, months)
     codes = [u.code for u in registry.units]
-    last = accepted_totals(history, shift(period, -1), counts)
+    previous = shift(period, -1)  # read once: usually a month of the same statistical year
+    last = monthly[previous] if previous in monthly else accepted_totals(history, previous, counts)
     accepted_ids = [r.id for r in standing.values() if r.status == "accepted"]
     floating = history.persons_of(accepted_ids, "floating")
     floating["unit"] = floating["return_id"].map({r.id: r.unit for r in standing.values()})

@@ -66,30 +66,36 @@ def check_sheet(tables: dict[int, LocatedTable], spec: SheetSpec, keys: dict[int
     """Cell checks of one sheet kind over all returns, and its typed frame."""
     texts = stack_texts(tables, spec)
     letters = {i: t.letters for i, t in tables.items()}
-    found, already = numeric_ids(texts, tables, spec, keys, letters)
+    found, already, positions = numeric_ids(texts, tables, spec, keys, letters)
     found += failures_to_findings(run_schema(texts, spec), texts, spec, keys, letters, already)
     typed = typed_frame(texts, spec)
-    for ret, row, column in already:
-        typed.loc[(typed[RET] == ret) & (typed[ROW] == row), column] = None
+    for position, column in positions:  # a damaged ID is not compared with anything
+        typed.loc[(typed[RET] == typed.at[position, RET]) & (typed[ROW] == typed.at[position, ROW]), column] = None
     typed[GROUP], unknown = resolve_groups(typed, spec, keys, letters)
     return Sheet(spec, tables, typed, found + unknown)
 
 
 def numeric_ids(texts: pd.DataFrame, tables: dict[int, LocatedTable], spec: SheetSpec,
                 keys: dict[int, ReturnKey], letters: dict[int, dict[str, str]]
-                ) -> tuple[list[Finding], set[tuple[int, int, str]]]:
-    """ID numbers Excel stored as numbers: their last digits are gone, even if the check digit passes."""
-    found, cells = [], set()
+                ) -> tuple[list[Finding], set[tuple[int, int, str]], list[tuple[int, str]]]:
+    """ID numbers Excel stored as numbers: their last digits are gone, even if the check digit passes.
+
+    Returns the findings, their cells as (ret, row, column), and their (position, column).
+    """
+    found, cells, positions = [], set(), []
+    rets, rows = texts[RET].tolist(), texts[ROW].tolist()
     for col in spec.columns_of_type("id"):
-        raw = stack_raw(tables, spec, col.name)
-        for i in raw.index[raw.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))]:
-            ret, row = int(texts.at[i, RET]), int(texts.at[i, ROW])
-            value = raw[i]
+        raw = stack_raw(tables, spec, col.name).tolist()
+        for i, value in enumerate(raw):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            ret, row = int(rets[i]), int(rows[i])
             shown = f"{value:.0f}" if value == value else str(value)
             found.append(finding("id-numeric", **where(keys[ret], spec.name, letters[ret][col.name], row),
                                  field=col.name, value=shown, expected="18位文本"))
             cells.add((ret, row, col.name))
-    return found, cells
+            positions.append((i, col.name))
+    return found, cells, positions
 
 
 def monthly_rules(sheet: Sheet, keys: dict[int, ReturnKey]) -> list[Finding]:

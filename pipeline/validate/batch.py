@@ -7,8 +7,10 @@ finding still points at a cell of one clerk's file.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from pipeline.forms import SheetSpec
@@ -16,6 +18,8 @@ from pipeline.intake.locate import LocatedTable
 from pipeline.values import as_text
 
 RET, ROW = "_ret", "_row"
+_NAN = float("nan")
+_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -31,24 +35,76 @@ class ReturnKey:
 
 
 def stack_texts(tables: dict[int, LocatedTable], spec: SheetSpec) -> pd.DataFrame:
-    """One frame of every return's table, each cell as the text a clerk sees (None if blank)."""
+    """One frame of every return's table, each cell as the text a clerk sees (None if blank).
+
+    A blank cell is None where its return's column holds no text at all and NaN where it
+    does, and a column a return lacks is NaN: what pandas gives when each table is mapped
+    with `as_text` and the tables are stacked, which the rules were written against.
+    """
     columns = [c.name for c in spec.columns]
-    parts = []
-    for index, table in tables.items():
-        part = table.values.map(as_text).reindex(columns=columns)
-        part.insert(0, ROW, table.values.index.astype(int))
-        part.insert(0, RET, index)
-        parts.append(part)
-    if not parts:
+    if not tables:
         return pd.DataFrame(columns=[RET, ROW, *columns])
-    frame = pd.concat(parts, ignore_index=True)
-    return frame.astype({c: object for c in columns})
+    sizes = [len(t.values) for t in tables.values()]
+    data: dict[str, object] = {
+        RET: np.repeat(np.array(list(tables), dtype=np.int64), sizes),
+        ROW: np.concatenate([t.values.index.to_numpy(dtype=np.int64) for t in tables.values()]),
+    }
+    for name in columns:
+        cells: list = []
+        known: dict = {}  # texts of non-text cells (numbers, dates) repeat across tables: convert each once
+        for table, size in zip(tables.values(), sizes):
+            cells += column_texts(table.values[name].tolist(), known) if name in table.values else [_NAN] * size
+        data[name] = pd.Series(object_array(cells), dtype=object)  # dtype given, or pandas 3 makes texts "str"
+    return pd.DataFrame(data)
+
+
+def column_texts(values: list, known: dict | None = None) -> list:
+    """One table column as texts (`as_text`, inlined for plain strings): blanks None, or NaN if any text."""
+    known = {} if known is None else known
+    texts, filled = [], False
+    for v in values:
+        if type(v) is str:  # as_text: NFKC, runs of white space to one space, trimmed (\s is isspace)
+            text = " ".join(unicodedata.normalize("NFKC", v).split())
+            if not text:
+                texts.append(None)
+                continue
+            texts.append(v if text == v else text)  # the cell's own string when unchanged: less memory
+            filled = True
+            continue
+        key = (type(v), v)  # 1, 1.0 and True are equal keys otherwise
+        try:
+            text = known.get(key, _UNSEEN)
+            if text is _UNSEEN:
+                text = known[key] = as_text(v)
+        except TypeError:  # not hashable: no reader gives one, but never fail on a cell
+            text = as_text(v)
+        texts.append(text)
+        filled = filled or text is not None
+    if filled:
+        texts = [_NAN if t is None else t for t in texts]
+    return texts
+
+
+def object_array(items: list) -> np.ndarray:
+    """An object array of exactly these items (numpy would turn a list of equal-length lists into 2-D)."""
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
 
 
 def stack_raw(tables: dict[int, LocatedTable], spec: SheetSpec, column: str) -> pd.Series:
     """The raw cell values of one column across returns, aligned with stack_texts."""
-    parts = [t.values[column] if column in t.values else pd.Series([None] * len(t.values), dtype=object)
-             for t in tables.values()]
-    if not parts:
-        return pd.Series([], dtype=object)
-    return pd.concat(parts, ignore_index=True)
+    cells: list = []
+    for t in tables.values():
+        cells += t.values[column].tolist() if column in t.values else [None] * len(t.values)
+    return pd.Series(object_array(cells), dtype=object)
+
+
+def row_spans(ret: pd.Series) -> dict[int, slice]:
+    """Return index → the positions of its rows in a stacked frame (each return's rows are contiguous)."""
+    values = ret.to_numpy()
+    if not len(values):
+        return {}
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    return {int(values[s]): slice(int(s), int(e)) for s, e in zip(starts, ends)}

@@ -10,6 +10,7 @@ import re
 from functools import cache, lru_cache
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from stdnum.cn import ric
@@ -59,39 +60,131 @@ def id_problem(text: str) -> tuple[str, str] | None:
     check = ric.calc_check_digit(number)
     if number[-1] != check:
         return "id-checksum", check
-    try:
-        ric.get_birth_place(number)
-    except InvalidComponent:
+    if not _known_region(number):
         return "id-region", number[:6]
     return None
 
 
-def _id_code(text: str) -> str | None:
-    problem = id_problem(text)
-    return problem[0] if problem else None
+_ID_WEIGHTS = np.array([pow(2, 16 - i, 11) for i in range(17)], dtype=np.int64)  # 13**k ≡ 2**k (mod 11)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
-def _passes(problem: Callable[[str], str | None], code: str) -> Callable[[pd.Series], pd.Series]:
-    return lambda s: s.map(problem) != code
+def id_codes(texts: list[str]) -> list[str | None]:
+    """id_problem's code for each text, the usual 18 ASCII characters checked as arrays.
+
+    Anything else (another length, non-ASCII digits) goes through id_problem itself, so
+    each code is the one id_problem gives: length, then shape, birth date, check digit
+    (stdnum: (1 - 2·int(first 17, 13)) mod 11) and region, in that order.
+    """
+    numbers = [t.upper().replace(" ", "") for t in texts]
+    codes: list[str | None] = [None] * len(numbers)
+    fast = []
+    for i, number in enumerate(numbers):
+        if len(number) != 18:
+            codes[i] = "id-length"
+        elif number.isascii():
+            fast.append(i)
+        else:
+            problem = id_problem(texts[i])
+            codes[i] = problem[0] if problem else None
+    if not fast:
+        return codes
+    chars = np.frombuffer("".join(numbers[i] for i in fast).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+    digits = chars.astype(np.int64) - ord("0")
+    is_digit = (digits >= 0) & (digits <= 9)
+    shape = is_digit[:, :17].all(axis=1) & (is_digit[:, 17] | (chars[:, 17] == ord("X")))
+    year = digits[:, 6] * 1000 + digits[:, 7] * 100 + digits[:, 8] * 10 + digits[:, 9]
+    month, day = digits[:, 10] * 10 + digits[:, 11], digits[:, 12] * 10 + digits[:, 13]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    dated = (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+    checksum = (1 - 2 * (np.where(is_digit[:, :17], digits[:, :17], 0) @ _ID_WEIGHTS)) % 11
+    check = np.where(checksum == 10, ord("X"), checksum + ord("0"))
+    checked = chars[:, 17] == check
+    regions: dict[tuple[str, int], bool] = {}
+    for j, i in enumerate(fast):
+        if not shape[j]:
+            codes[i] = "id-length"
+        elif not dated[j]:
+            codes[i] = "id-birthdate"
+        elif not checked[j]:
+            codes[i] = "id-checksum"
+        else:
+            place = (numbers[i][:6], int(year[j]))
+            if place not in regions:
+                regions[place] = _known_region(numbers[i])
+            codes[i] = None if regions[place] else "id-region"
+    return codes
+
+
+def _known_region(number: str) -> bool:
+    """Whether stdnum knows the county of the number's first six digits in its birth year."""
+    try:
+        ric.get_birth_place(number)
+    except (InvalidComponent, KeyError):  # KeyError: a known province, an unknown county (stdnum 1.20)
+        return False
+    return True
+
+
+def _count_codes(texts: list[str]) -> list[str | None]:
+    return [count_problem(t) for t in texts]
+
+
+def _rate_codes(texts: list[str]) -> list[str | None]:
+    return [rate_problem(t) for t in texts]
+
+
+# A column's codes are computed once for all of its checks: pandera hands each check the
+# same cells (the column without its blanks), so the last result is kept per column and
+# kind, and dropped when run_schema ends.
+_codes_held: dict[tuple[str, object], tuple[pd.Index, pd.Series]] = {}
+
+
+def _codes(cells: pd.Series, compute: Callable[[list], list]) -> pd.Series:
+    key = (compute.__name__, cells.name)
+    held = _codes_held.get(key)
+    if held is not None and held[0].equals(cells.index):
+        return held[1]
+    codes = pd.Series(compute(cells.tolist()), index=cells.index, dtype=object)
+    _codes_held[key] = (cells.index, codes)
+    return codes
+
+
+def _passes(compute: Callable[[list], list], code: str) -> Callable[[pd.Series], pd.Series]:
+    return lambda s: _codes(s, compute) != code
+
+
+def _dates_parse(s: pd.Series) -> pd.Series:
+    parsed: dict[object, bool] = {}  # dates repeat: parse each text once
+    passed = []
+    for text in s.tolist():
+        if text not in parsed:
+            parsed[text] = parse_date(text) is not None
+        passed.append(parsed[text])
+    return pd.Series(passed, index=s.index, dtype=bool)
+
+
+def _phones_valid(s: pd.Series) -> pd.Series:
+    return pd.Series([bool(_MOBILE.match(t.replace(" ", "").replace("-", ""))) for t in s.tolist()], index=s.index,
+                     dtype=bool)
 
 
 def _checks(col: ColumnSpec) -> list[pa.Check]:
     if col.type == "count":
-        return [pa.Check(_passes(count_problem, c), name=c, ignore_na=True)
+        return [pa.Check(_passes(_count_codes, c), name=c, ignore_na=True)
                 for c in ("not-a-number", "negative", "not-integer")]
     if col.type == "rate":
-        return [pa.Check(_passes(rate_problem, c), name=c, ignore_na=True) for c in ("not-a-number", "negative")]
+        return [pa.Check(_passes(_rate_codes, c), name=c, ignore_na=True) for c in ("not-a-number", "negative")]
     if col.type == "id":
-        return [pa.Check(_passes(_id_code, c), name=c, ignore_na=True)
+        return [pa.Check(_passes(id_codes, c), name=c, ignore_na=True)
                 for c in ("id-length", "id-birthdate", "id-checksum", "id-region")]
     if col.type == "code":
         allowed = set(col.list)
         return [pa.Check(lambda s: s.isin(allowed), name="not-in-list", ignore_na=True)]
     if col.type == "date":
-        return [pa.Check(lambda s: s.map(parse_date).notna(), name="date-unparseable", ignore_na=True)]
+        return [pa.Check(_dates_parse, name="date-unparseable", ignore_na=True)]
     if col.type == "phone":
-        return [pa.Check(lambda s: s.map(lambda t: bool(_MOBILE.match(t.replace(" ", "").replace("-", "")))),
-                         name="phone-invalid", ignore_na=True)]
+        return [pa.Check(_phones_valid, name="phone-invalid", ignore_na=True)]
     return []
 
 
@@ -107,11 +200,14 @@ def schema_for(spec: SheetSpec) -> pa.DataFrameSchema:
 
 def run_schema(frame: pd.DataFrame, spec: SheetSpec) -> pd.DataFrame:
     """pandera's failure cases for the whole stacked frame (empty if all cells pass)."""
+    _codes_held.clear()
     try:
         schema_for(spec).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         return cases[cases["index"].notna()]
+    finally:
+        _codes_held.clear()
     return pd.DataFrame(columns=["column", "check", "failure_case", "index"])
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 from pipeline.findings import Finding, finding
 from pipeline.forms import Form, SheetSpec
 from pipeline.periods import month_end
-from pipeline.validate.batch import RET, ROW, ReturnKey
-from pipeline.validate.cells import id_problem, where
+from pipeline.validate.batch import RET, ROW, ReturnKey, object_array
+from pipeline.validate.cells import id_codes, id_problem, where
 from pipeline.validate.rows import fmt
 
 GROUP = "_group"  # the registered group a row belongs to (None if unknown)
@@ -31,17 +32,44 @@ def id_birth_date(number: str | None) -> dt.date | None:
     return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
 
 
+def birth_dates(numbers: list) -> list[dt.date | None]:
+    """id_birth_date of each number, the numbers checked together (see cells.id_codes)."""
+    given = [(i, n) for i, n in enumerate(numbers) if isinstance(n, str) and n]
+    births: list[dt.date | None] = [None] * len(numbers)
+    days: dict[str, dt.date] = {}  # birth days repeat: build each date once
+    for (i, number), code in zip(given, id_codes([n for _, n in given])):
+        if code is None or code == "id-region":
+            digits = number[6:14]
+            if digits not in days:
+                days[digits] = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+            births[i] = days[digits]
+    return births
+
+
+def sex_of(number: object, birth: dt.date | None) -> str | None:
+    """id_sex, given the number's birth date (None when the number is not sound)."""
+    if birth is None:
+        return None
+    return "女" if int(number[16]) % 2 == 0 else "男"
+
+
 def age_on(birth: dt.date | None, day: dt.date) -> int | None:
     if birth is None:
         return None
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
+def period_ends(rets: pd.Series, keys: dict[int, ReturnKey]) -> list[dt.date]:
+    """The last day of each row's period."""
+    ends = {r: month_end(keys[r].period) for r in set(rets.tolist())}
+    return [ends[r] for r in rets.tolist()]
+
+
 def ages(typed: pd.DataFrame, keys: dict[int, ReturnKey]) -> pd.Series:
     """Whole years at the last day of each row's period, from the ID (None if unknown)."""
-    ends = typed[RET].map(lambda r: month_end(keys[r].period))
-    births = typed["身份证号"].map(id_birth_date)
-    return pd.Series([age_on(b, e) for b, e in zip(births, ends)], index=typed.index, dtype=object)
+    births = birth_dates(typed["身份证号"].tolist())
+    return pd.Series(object_array([age_on(b, e) for b, e in zip(births, period_ends(typed[RET], keys))]),
+                     index=typed.index, dtype=object)
 
 
 def id_sex(number: object) -> str | None:
@@ -50,12 +78,19 @@ def id_sex(number: object) -> str | None:
     return "女" if int(number[16]) % 2 == 0 else "男"
 
 
+def _dates(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the filled cells of a date column, and their dates."""
+    filled = np.flatnonzero(column.notna().to_numpy())
+    return filled, column.to_numpy(dtype=object)[filled]
+
+
 class PersonChecker:
     """Rules over one stacked register (roster of women, or floating population)."""
 
     def __init__(self, typed: pd.DataFrame, spec: SheetSpec, keys: dict[int, ReturnKey],
                  letters: dict[int, dict[str, str]]):
         self.t, self.spec, self.keys, self.letters = typed, spec, keys, letters
+        self.rets, self.rows = typed[RET].tolist(), typed[ROW].tolist()
 
     def at(self, ret: int, column: str, row: int) -> dict:
         return where(self.keys[ret], self.spec.name, self.letters[ret].get(column, ""), row)
@@ -63,22 +98,23 @@ class PersonChecker:
     def event_dates(self, today: dt.date) -> list[Finding]:
         """After the period's end: a warning; after the day of the run: an error."""
         found = []
+        ends = object_array(period_ends(self.t[RET], self.keys))
         for col in (c for c in self.spec.columns if c.event):
-            for i in self.t.index[self.t[col.name].notna()]:
-                ret, day = self.t.at[i, RET], self.t.at[i, col.name]
-                end = month_end(self.keys[ret].period)
-                if day > today:
-                    code, expected = "date-future", today.isoformat()
-                elif day > end:
-                    code, expected = "date-after-period", end.isoformat()
-                else:
-                    continue
-                found.append(finding(code, **self.at(ret, col.name, self.t.at[i, ROW]), field=col.name,
+            filled, days = _dates(self.t[col.name])
+            if not len(filled):
+                continue
+            late = np.flatnonzero((days > today) | (days > ends[filled]))
+            for k in late:
+                i, day = int(filled[k]), days[k]
+                ret, end = self.rets[i], ends[filled[k]]
+                code, expected = ("date-future", today.isoformat()) if day > today else \
+                    ("date-after-period", end.isoformat())
+                found.append(finding(code, **self.at(ret, col.name, self.rows[i]), field=col.name,
                                      value=day.isoformat(), expected=expected))
         return found
 
     def duplicate_ids(self) -> list[Finding]:
-        ids = self.t[self.t["身份证号"].notna()]
+        ids = self.t.loc[self.t["身份证号"].notna(), [RET, ROW, "身份证号"]]
         dup = ids[ids.duplicated([RET, "身份证号"], keep=False)]
         found = []
         for (ret, number), rows in dup.groupby([RET, "身份证号"]):
@@ -93,30 +129,37 @@ class PersonChecker:
     def date_order(self, code: str, later: str, earlier: str) -> list[Finding]:
         """`later` must not be before `earlier` in the same row."""
         t = self.t
-        both = t[later].notna() & t[earlier].notna()
+        both = np.flatnonzero((t[later].notna() & t[earlier].notna()).to_numpy())
+        if not len(both):
+            return []
+        after = t[later].to_numpy(dtype=object)[both]
+        before = t[earlier].to_numpy(dtype=object)[both]
         found = []
-        for i in t.index[both]:
-            if t.at[i, later] < t.at[i, earlier]:
-                found.append(finding(code, **self.at(t.at[i, RET], later, t.at[i, ROW]), field=later,
-                                     value=t.at[i, later].isoformat(), expected=t.at[i, earlier].isoformat()))
+        for k in np.flatnonzero(after < before):
+            i = int(both[k])
+            found.append(finding(code, **self.at(self.rets[i], later, self.rows[i]), field=later,
+                                 value=after[k].isoformat(), expected=before[k].isoformat()))
         return found
 
     def roster_persons(self, form: Form) -> list[Finding]:
         """On the roster: women only, aged 15–49; from 50 she leaves with 变动 超龄."""
-        t, rules = self.t, form.roster
-        age = ages(t, self.keys)
+        rules = form.roster
+        numbers = self.t["身份证号"].tolist()
+        births = birth_dates(numbers)
+        ends = period_ends(self.t[RET], self.keys)
+        changes = self.t["变动"].tolist()
         found = []
-        for i in t.index:
-            number, ret, row = t.at[i, "身份证号"], t.at[i, RET], t.at[i, ROW]
-            if id_sex(number) == "男":
+        for i, (number, birth) in enumerate(zip(numbers, births)):
+            if birth is None:
+                continue  # no sex and no age: nothing to say here (the ID's own finding says it)
+            ret, row = self.rets[i], self.rows[i]
+            if sex_of(number, birth) == "男":
                 found.append(finding("roster-not-female", **self.at(ret, "身份证号", row), field="身份证号",
                                      value=number, expected="女性(第17位为双数)"))
-            a = age[i]
-            if a is None:
-                continue
+            a = age_on(birth, ends[i])
             if a < rules.min_age:
                 expected = f"未满{rules.min_age}岁,不应登记在育龄妇女花名册"
-            elif a > rules.max_age and t.at[i, "变动"] != rules.over_age:
+            elif a > rules.max_age and changes[i] != rules.over_age:
                 expected = f"已满{rules.max_age + 1}岁,本月应在“变动”填“{rules.over_age}”"
             else:
                 continue
@@ -139,13 +182,17 @@ def roster_counts(typed: pd.DataFrame, form: Form) -> pd.DataFrame:
 
 def register_counts(typed: pd.DataFrame, keys: dict[int, ReturnKey], form: Form) -> pd.DataFrame:
     """Per return and group, the table's floating figures as the register gives them."""
-    ends = typed[RET].map(lambda r: month_end(keys[r].period))
-    gone = typed["流出日期"].notna() & pd.Series([o is not None and o <= e for o, e in zip(typed["流出日期"], ends)],
-                                             index=typed.index)
-    present = typed[typed[GROUP].notna() & ~gone]
-    age = ages(present, keys)
-    sex = present["性别"].where(present["性别"].notna(), present["身份证号"].map(id_sex))
-    women = (sex == "女") & age.map(lambda a: a is not None and form.roster.min_age <= a <= form.roster.max_age)
+    ends = period_ends(typed[RET], keys)
+    gone = [o is not None and o == o and o <= e for o, e in zip(typed["流出日期"].tolist(), ends)]
+    keep = typed[GROUP].notna().to_numpy() & ~np.array(gone, dtype=bool)
+    present = typed[keep]
+    numbers = present["身份证号"].tolist()
+    present_ends = [e for e, k in zip(ends, keep) if k]
+    rules = form.roster
+    women = [(s if s is not None and s == s else sex_of(n, b)) == "女"
+             and (a := age_on(b, e)) is not None and rules.min_age <= a <= rules.max_age
+             for s, n, b, e in zip(present["性别"].tolist(), numbers, birth_dates(numbers), present_ends)]
+    women = pd.Series(women, index=present.index, dtype=bool)
     measure = present["节育措施"].notna() & (present["节育措施"] != "无")
     counts = pd.DataFrame({
         RET: present[RET], GROUP: present[GROUP],
@@ -167,17 +214,27 @@ def compare_with_table(table: pd.DataFrame, counts: pd.DataFrame, figures: tuple
     # A mistyped group name is reported once, as unknown-group: no echo for its missing row.
     misnamed = set(table.loc[table[GROUP].isna() & table[spec.group_column].notna(), RET])
     index = reported.index.union(counts.index[counts.index.get_level_values(0).isin(returns - misnamed)])
+    if not len(index):
+        return []
+    held = index.isin(reported.index)
+    on_table = reported.reindex(index)
+    counted = index.isin(counts.index)
+    by_count = counts.reindex(index)
+    pairs = index.tolist()
+    report_rows = on_table[ROW].tolist()
     found = []
-    for ret, group in index:
+    columns = {name: (on_table[name].tolist() if name in on_table else [np.nan] * len(index),
+                      by_count[name].tolist() if name in by_count else [0] * len(index)) for name in figures}
+    for k, (ret, group) in enumerate(pairs):
         for name in figures:
             letter = letters[ret].get(name)
             if letter is None:
                 continue
-            if (ret, group) in reported.index:
-                value, row = reported.at[(ret, group), name], int(reported.at[(ret, group), ROW])
+            if held[k]:
+                value, row = columns[name][0][k], int(report_rows[k])
             else:
                 value, row = 0.0, header_rows[ret]  # the group has people but no row in the table
-            count = int(counts.at[(ret, group), name]) if (ret, group) in counts.index else 0
+            count = int(columns[name][1][k]) if counted[k] else 0
             if pd.notna(value) and value != count:
                 found.append(finding(code, **where(keys[ret], spec.name, letter, row), field=name,
                                      value=fmt(value), expected=f"{group} {fmt(count)} 人"))

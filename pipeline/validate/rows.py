@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from pipeline.findings import Finding, finding
 from pipeline.forms import SheetSpec
 from pipeline.intake.locate import LocatedTable
-from pipeline.validate.batch import RET, ROW, ReturnKey
+from pipeline.validate.batch import RET, ROW, ReturnKey, row_spans
 from pipeline.validate.cells import where
 from pipeline.values import parse_number
 
@@ -70,31 +71,38 @@ class RowChecker:
         return found
 
     def birth_orders(self) -> list[Finding]:
+        t = self.t
+        present = np.array([[c in self.letters[r] for c in BIRTH_ORDERS] for r in t[RET].tolist()],
+                           dtype=bool).reshape(len(t), len(BIRTH_ORDERS))
+        orders = t[list(BIRTH_ORDERS)].to_numpy(dtype=float)
+        # -0.0 for an absent column adds nothing, not even a sign: the sum of the present ones, in order
+        sums = np.where(present, np.where(np.isnan(orders), 0.0, orders), -0.0).sum(axis=1)
+        births = t["出生"].to_numpy(dtype=float)
+        bad = present.any(axis=1) & ~np.isnan(births) & (sums != births)
         found = []
-        for ret, rows in self.t.groupby(RET):
-            present = [c for c in BIRTH_ORDERS if c in self.letters[ret]]
-            if not present:
-                continue
-            sums = rows[present].fillna(0).sum(axis=1)
-            for i in rows.index[rows["出生"].notna() & (sums != rows["出生"])]:
-                r = rows.loc[i]
-                found.append(finding("birth-order-sum", **self.at(ret, present[0], r[ROW]), field="+".join(present),
-                                     value=fmt(sums[i]), expected=fmt(r["出生"])))
+        for i in np.flatnonzero(bad):
+            ret = int(t[RET].iat[i])
+            named = [c for c in BIRTH_ORDERS if c in self.letters[ret]]
+            found.append(finding("birth-order-sum", **self.at(ret, named[0], t[ROW].iat[i]), field="+".join(named),
+                                 value=fmt(sums[i]), expected=fmt(births[i])))
         return found
 
     def totals(self, tables: dict[int, LocatedTable]) -> list[Finding]:
         """The 合计 row equals the sum of the group rows, column by column."""
         found = []
         counts = [c.name for c in self.spec.columns if c.type == "count"]
+        slices = row_spans(self.t[RET])
+        values = {name: self.t[name].to_numpy(dtype=float) for name in counts}
         for ret, table in tables.items():
             if table.total is None:
                 continue
-            rows = self.t[self.t[RET] == ret]
+            rows = slices.get(ret, slice(0, 0))
             for name in counts:
-                if name not in self.letters[ret] or rows[name].isna().any():
+                column = values[name][rows]
+                if name not in self.letters[ret] or np.isnan(column).any():
                     continue
                 reported = parse_number(table.total.get(name))
-                expected = rows[name].sum()
+                expected = column.sum()  # as Series.sum: numpy's own summation over the group rows
                 if reported is not None and reported != expected:
                     found.append(finding("total-row-mismatch", **self.at(ret, name, table.total_row), field=name,
                                          value=fmt(reported), expected=fmt(expected)))
@@ -108,13 +116,16 @@ class RowChecker:
         found = []
         for name, (num, den, scale) in RATES.items():
             computed = inputs[num] / inputs[den].where(inputs[den] > 0) * scale
-            for i in t.index[t[name].notna() & computed.notna()]:
-                reported, value = t.at[i, name], computed[i]
+            shown = t[name].to_numpy(dtype=float)
+            rows = np.flatnonzero(~np.isnan(shown) & computed.notna().to_numpy())
+            values = computed.to_numpy(dtype=float)
+            for i in rows:
+                reported, value = shown[i], values[i]
                 if scale == 100 and reported <= 1 < value:
                     reported *= 100  # 0.923 in a cell formatted as a percentage
-                if abs(reported - value) > _rounding(t.at[i, name]) + 1e-9:
-                    found.append(finding("rate-mismatch", **self.at(t.at[i, RET], name, t.at[i, ROW]), field=name,
-                                         value=f"{t.at[i, name]:g}", expected=f"{value:.1f}"))
+                if abs(reported - value) > _rounding(shown[i]) + 1e-9:
+                    found.append(finding("rate-mismatch", **self.at(int(t[RET].iat[i]), name, t[ROW].iat[i]),
+                                         field=name, value=f"{shown[i]:g}", expected=f"{value:.1f}"))
         return found
 
 

@@ -6,6 +6,8 @@ whom: no unit is shown another unit's personal data.
 
 from __future__ import annotations
 
+import itertools
+
 import pandas as pd
 
 from pipeline.findings import Finding, Severity, finding
@@ -24,17 +26,34 @@ def ids_in_other_units(this_run: pd.DataFrame, earlier: pd.DataFrame, sheet: str
     `earlier`: (return_id, unit, id_number, cell, row) of returns accepted in earlier runs.
     Returns errors for this run's returns, and warnings keyed by earlier return id.
     """
-    mine = this_run[this_run[ID].notna()].assign(unit=lambda f: f[RET].map(lambda r: keys[r].unit))
-    units_of = pd.concat([mine[[ID, "unit"]], earlier.rename(columns={"id_number": ID})[[ID, "unit"]]])
-    shared = units_of.drop_duplicates().groupby(ID)["unit"].nunique()
-    shared = set(shared.index[shared > 1])
+    units = {r: key.unit for r, key in keys.items()}
+    mine = this_run.loc[this_run[ID].notna(), [RET, ROW, ID]]
+    shared = _held_twice(zip(mine[ID].tolist(), (units[r] for r in mine[RET].tolist())),
+                         zip(earlier["id_number"].tolist(), earlier["unit"].tolist()))
     errors = [finding("id-in-other-unit", **where(keys[r[RET]], sheet, letters[r[RET]].get(ID, ""), r[ROW]),
                       field=ID, value=r[ID], expected="只在一个村(居)登记")
-              for _, r in mine[mine[ID].isin(shared)].iterrows()]
+              for _, r in mine[mine[ID].isin(shared)].iterrows()] if shared else []
     warnings: dict[int, list[Finding]] = {}
-    for _, r in earlier[earlier["id_number"].isin(shared)].iterrows():
+    for _, r in (earlier[earlier["id_number"].isin(shared)] if shared else earlier.iloc[:0]).iterrows():
         warnings.setdefault(int(r["return_id"]), []).append(finding(
             "id-in-other-unit", severity=Severity.WARNING, unit=r["unit"], unit_name=r["unit_name"],
             period=r["period"], file=r["file"], sheet=sheet, cell=r["cell"], row=r["row"], column=r["column"],
             field=ID, value=r["id_number"], expected="只在一个村(居)登记"))
     return errors, warnings
+
+
+def _held_twice(*pairs) -> set:
+    """IDs registered by more than one unit, from (id, unit) pairs; a blank ID or unit counts for nothing."""
+    first: dict = {}
+    twice = set()
+    for number, unit in itertools.chain(*pairs):
+        if _blank(number) or _blank(unit):
+            continue
+        held = first.setdefault(number, unit)
+        if held != unit:
+            twice.add(number)
+    return twice
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

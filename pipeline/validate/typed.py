@@ -7,16 +7,48 @@ import pandas as pd
 from pipeline.findings import Finding, finding
 from pipeline.forms import SheetSpec
 from pipeline.text import normalise_label
-from pipeline.validate.batch import RET, ROW, ReturnKey
+from pipeline.validate.batch import RET, ROW, ReturnKey, object_array
 from pipeline.validate.cells import where
 from pipeline.values import is_plain_number, number_text, parse_date
 
 
 def to_number(texts: pd.Series) -> pd.Series:
     """Numbers where the text is one (thousands separators, ‰ and % dropped), else NaN."""
-    plain = texts.map(lambda t: number_text(t) if isinstance(t, str) else None)
-    return pd.to_numeric(plain.where(plain.map(lambda t: isinstance(t, str) and is_plain_number(t))),
-                         errors="coerce").astype(float)
+    values = texts.tolist()
+    distinct = list(dict.fromkeys(t for t in values if isinstance(t, str)))  # counts repeat: parse each once
+    plain = [number_text(t) for t in distinct]
+    numbers = pd.to_numeric(pd.Series([p if is_plain_number(p) else None for p in plain], dtype=object),
+                            errors="coerce").astype(float).tolist()
+    by_text = dict(zip(distinct, numbers))
+    return pd.Series([by_text[t] if isinstance(t, str) else float("nan") for t in values], index=texts.index,
+                     dtype=float)
+
+
+def to_date(texts: pd.Series) -> pd.Series:
+    """Dates where the text is one (`parse_date`), else None."""
+    parsed: dict[str, object] = {}
+    out = []
+    for t in texts.tolist():
+        if t is None:
+            out.append(None)
+        elif isinstance(t, str):
+            if t not in parsed:
+                parsed[t] = parse_date(t)
+            out.append(parsed[t])
+        else:
+            out.append(parse_date(t))
+    return pd.Series(object_array(out), index=texts.index, dtype=object)
+
+
+def to_id(texts: pd.Series) -> pd.Series:
+    """ID numbers upper-cased, spaces removed; None where blank."""
+    out = [_id_of(t) if isinstance(t, str) and t else None for t in texts.tolist()]
+    return pd.Series(object_array(out), index=texts.index, dtype=object)
+
+
+def _id_of(text: str) -> str:
+    number = text.upper().replace(" ", "")
+    return text if number == text else number  # the cell's own string when unchanged: less memory
 
 
 def typed_frame(texts: pd.DataFrame, spec: SheetSpec) -> pd.DataFrame:
@@ -26,9 +58,9 @@ def typed_frame(texts: pd.DataFrame, spec: SheetSpec) -> pd.DataFrame:
         if col.type in ("count", "rate", "serial"):
             typed[col.name] = to_number(texts[col.name])
         elif col.type == "date":
-            typed[col.name] = texts[col.name].map(lambda t: parse_date(t) if t is not None else None)
+            typed[col.name] = to_date(texts[col.name])
         elif col.type == "id":
-            typed[col.name] = texts[col.name].map(lambda t: t.upper().replace(" ", "") if t else None)
+            typed[col.name] = to_id(texts[col.name])
     return typed
 
 
@@ -37,12 +69,19 @@ def resolve_groups(typed: pd.DataFrame, spec: SheetSpec, keys: dict[int, ReturnK
     """Each row's registered group name (None if unknown) and an unknown-group finding each."""
     column = spec.group_column
     lookup = {k: {normalise_label(g): g for g in key.groups} for k, key in keys.items()}
+    labels: dict[object, str] = {}  # group texts repeat: normalise each once
     names, found = [], []
-    for ret, row, text in zip(typed[RET], typed[ROW], typed[column]):
-        name = lookup[ret].get(normalise_label(text)) if text is not None else None
+    for ret, row, text in zip(typed[RET].tolist(), typed[ROW].tolist(), typed[column].tolist()):
+        if text is None:
+            names.append(None)
+            continue
+        label = labels.get(text)
+        if label is None:
+            label = labels[text] = normalise_label(text)
+        name = lookup[ret].get(label)
         names.append(name)
-        if name is None and text is not None:
+        if name is None:
             key = keys[ret]
             found.append(finding("unknown-group", **where(key, spec.name, letters[ret].get(column, ""), row),
                                  field=column, value=text, expected="、".join(key.groups)))
-    return pd.Series(names, index=typed.index, dtype=object), found
+    return pd.Series(object_array(names), index=typed.index, dtype=object), found

@@ -38,7 +38,7 @@ def report_dict(state: PeriodState) -> dict:
              "errors": s.count("error"), "warnings": s.count("warning")}
             for s in state.submissions
         ],
-        "findings": [{k: f.to_dict()[k] for k in FINDING_FIELDS} for f in findings],
+        "findings": [{k: d[k] for k in FINDING_FIELDS} for d in (f.to_dict() for f in findings)],
     }
 
 

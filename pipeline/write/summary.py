@@ -308,10 +308,22 @@ def floating_counts(floating: pd.DataFrame, columns: list[dict], end: dt.date) -
     headers = [c["header"] for c in columns]
     if floating.empty:
         return pd.DataFrame(columns=headers, dtype=float)
-    present = floating[floating["record"].map(lambda r: is_present(r, end))]
-    flags = pd.DataFrame({c["header"]: present["record"].map(lambda r, c=c: matches(r, c)) for c in columns},
-                         index=present.index, columns=headers)
-    return flags.astype(int).groupby(present["unit"]).sum()
+    records = floating["record"].tolist()
+    here = [is_present(r, end) for r in records]
+    present = floating[pd.Series(here, index=floating.index, dtype=bool)]
+    records = [r for r, h in zip(records, here) if h]
+    fields: dict[str, list] = {}  # several columns read the same field: read it once
+    flags = {}
+    for c in columns:
+        if "field" not in c:
+            flags[c["header"]] = [True] * len(records)
+            continue
+        if c["field"] not in fields:
+            fields[c["field"]] = [r.get(c["field"]) for r in records]
+        allowed = c.get("values", [])
+        flags[c["header"]] = [v in allowed for v in fields[c["field"]]]
+    frame = pd.DataFrame(flags, index=present.index, columns=headers)
+    return frame.astype(int).groupby(present["unit"]).sum()
 
 
 def is_present(record: dict, end: dt.date) -> bool:
