@@ -11,6 +11,12 @@ from pipeline.text import normalise_label
 TEMPLATE_FILE = "template_v1.toml"
 
 
+@cache
+def labels_of(names: tuple[str, ...]) -> frozenset[str]:
+    """Names as matched against headers (asked for every row while locating: computed once)."""
+    return frozenset(normalise_label(x) for x in names)
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     name: str
@@ -22,8 +28,8 @@ class ColumnSpec:
     list_name: str = ""
     event: bool = False
 
-    def labels(self) -> set[str]:
-        return {normalise_label(x) for x in (self.name, *self.aliases)}
+    def labels(self) -> frozenset[str]:
+        return labels_of((self.name, *self.aliases))
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,8 @@ class CoverField:
     label: str
     aliases: tuple[str, ...]
 
-    def labels(self) -> set[str]:
-        return {normalise_label(x) for x in (self.label, *self.aliases)}
+    def labels(self) -> frozenset[str]:
+        return labels_of((self.label, *self.aliases))
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,8 @@ class SheetSpec:
     group_column: str = ""
     total_label: str = ""
 
-    def labels(self) -> set[str]:
-        return {normalise_label(x) for x in (self.name, *self.aliases)}
+    def labels(self) -> frozenset[str]:
+        return labels_of((self.name, *self.aliases))
 
     def column(self, name: str) -> ColumnSpec:
         return next(c for c in self.columns if c.name == name)

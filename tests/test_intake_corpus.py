@@ -177,4 +177,4 @@ def test_same_return_in_another_form_gives_the_same_numbers_and_no_error(taken, 
 def test_the_template_itself_is_clean(taken):
     ret, checked = taken["xlsx template"]
     assert checked.verdict == "accepted" and not [f for f in checked.findings if f.severity == "error"]
-    assert ret.workbook.format == "xlsx"
+    assert ret.format == "xlsx"

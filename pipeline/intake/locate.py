@@ -16,6 +16,7 @@ from pipeline.intake.read import Cell, RawSheet
 from pipeline.text import normalise_label
 
 HEADER_SEARCH_ROWS = 30
+MAX_LABEL = 24  # characters: longer cell texts are never a column header
 NOTE_PREFIXES = ("注", "说明", "备注", "填表说明", "填表人", "制表", "审核", "负责人", "单位负责人")
 TOTAL_LABELS = {"合计", "总计", "小计合计", "全村合计", "全社区合计"}
 
@@ -120,8 +121,11 @@ def _data_rows(sheet: RawSheet, header: int, cols: list[int]) -> list[int]:
 
 def _repeats_header(sheet: RawSheet, row: int, positions: dict[str, int], spec: SheetSpec) -> bool:
     """A header row again: the lower row of a merged two-row header, or a header repeated on each printed page."""
-    named = [(name, c) for name, c in positions.items() if sheet.cell(row, c) is not None]
-    same = sum(normalise_label(sheet.cell(row, c)) in spec.column(name).labels() for name, c in named)
+    named = [(name, sheet.cell(row, c)) for name, c in positions.items()]
+    named = [(name, v) for name, v in named if v is not None]
+    # Header labels are short texts: numbers, dates and long texts are data, no need to normalise them.
+    same = sum(isinstance(v, str) and len(v) <= MAX_LABEL and normalise_label(v) in spec.column(name).labels()
+               for name, v in named)
     return same >= 2 and same * 2 >= len(named)
 
 

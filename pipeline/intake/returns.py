@@ -42,6 +42,7 @@ class ReturnFile:
     unreadable: str = ""  # why the file could not be read at all
     changed: bool = False  # the file changed while it was read: leave it for the next run
     read: ReadReport | None = None
+    format: str = ""  # what the content turned out to be: xlsx, xls, ods, html, csv, bundle…
 
     @property
     def name(self) -> str:
@@ -169,6 +170,9 @@ def take_in(path: Path, registry: Registry, form: Form, sha256: str | None = Non
     ret.changed |= _snapshot_or_none(path) != before
     if ret.workbook is not None and not ret.changed:
         _take_sheets(ret, registry, form)
+    if ret.workbook is not None:
+        ret.format = ret.workbook.format
+    ret.workbook = None  # the located tables hold what later stages need; a run holds thousands
     return ret
 
 

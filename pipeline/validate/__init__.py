@@ -69,8 +69,8 @@ def check_sheet(tables: dict[int, LocatedTable], spec: SheetSpec, keys: dict[int
     found, already, positions = numeric_ids(texts, tables, spec, keys, letters)
     found += failures_to_findings(run_schema(texts, spec), texts, spec, keys, letters, already)
     typed = typed_frame(texts, spec)
-    for position, column in positions:  # a damaged ID is not compared with anything
-        typed.loc[(typed[RET] == typed.at[position, RET]) & (typed[ROW] == typed.at[position, ROW]), column] = None
+    for position, column in positions:  # a damaged ID is not compared with anything (its row: one per cell)
+        typed.iat[position, typed.columns.get_loc(column)] = None
     typed[GROUP], unknown = resolve_groups(typed, spec, keys, letters)
     return Sheet(spec, tables, typed, found + unknown)
 

@@ -102,15 +102,16 @@ def id_codes(texts: list[str]) -> list[str | None]:
     check = np.where(checksum == 10, ord("X"), checksum + ord("0"))
     checked = chars[:, 17] == check
     regions: dict[tuple[str, int], bool] = {}
-    for j, i in enumerate(fast):
-        if not shape[j]:
+    for i, shaped, is_dated, is_checked, born in zip(fast, shape.tolist(), dated.tolist(), checked.tolist(),
+                                                     year.tolist()):
+        if not shaped:
             codes[i] = "id-length"
-        elif not dated[j]:
+        elif not is_dated:
             codes[i] = "id-birthdate"
-        elif not checked[j]:
+        elif not is_checked:
             codes[i] = "id-checksum"
         else:
-            place = (numbers[i][:6], int(year[j]))
+            place = (numbers[i][:6], born)
             if place not in regions:
                 regions[place] = _known_region(numbers[i])
             codes[i] = None if regions[place] else "id-region"

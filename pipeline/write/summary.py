@@ -19,7 +19,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from pipeline.forms import load_form
-from pipeline.merge import TOTAL, month_on_month
+from pipeline.merge import TOTAL
 from pipeline.period import PeriodState, Submission
 from pipeline.periods import label_zh, month_end, shift
 from pipeline.resources import load_schema_file
@@ -258,16 +258,25 @@ def month_on_month_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: F
     if state.last_table is None:
         write_cell(ws, 1, 0, m["no_history"], fmt())
         return
+    labels, figures = unit_labels(state, layout), m["figures"]
+    codes = [code for _, code in labels]
+    # month_on_month for every unit at once: the same arithmetic, element by element
+    this = state.table.reindex(index=codes, columns=figures).astype(float)
+    last = state.last_table.reindex(index=codes, columns=figures).astype(float)
+    if TOTAL not in state.last_table.index:
+        last.loc[TOTAL] = last_figures(state.last_table, TOTAL, figures)
+    change = this - last
+    share = change / last.where(last > 0) * 100
+    columns = [(this.to_numpy(), formats["count"]), (last.to_numpy(), formats["count"]),
+               (change.to_numpy(), formats["count"]), (share.to_numpy(), formats["share"])]
     row = 0
-    for label, code in unit_labels(state, layout):
-        frame = month_on_month(figures_of(state.table, code, m["figures"]),
-                               last_figures(state.last_table, code, m["figures"]))
-        for figure, values in frame.iterrows():
+    for i, (label, code) in enumerate(labels):
+        bold = code == TOTAL
+        for j, figure in enumerate(figures):
             row += 1
-            write_row(ws, row, [label, figure], fmt(border=1, bold=code == TOTAL))
-            for col, (name, value) in enumerate(values.items(), start=2):
-                num_format = formats["share"] if name == "增减%" else formats["count"]
-                write_cell(ws, row, col, number(value), fmt(border=1, num_format=num_format, bold=code == TOTAL))
+            write_row(ws, row, [label, figure], fmt(border=1, bold=bold))
+            for col, (values, num_format) in enumerate(columns, start=2):
+                write_cell(ws, row, col, number(values[i, j]), fmt(border=1, num_format=num_format, bold=bold))
     ws.autofilter(0, 0, row, len(keys) - 1)
 
 
