@@ -198,6 +198,9 @@ def json_fields(prefix: str, cells: list, made: dict) -> list[str]:
         if type(v) is str:
             fields.append(prefix + _json_text(v))
             continue
+        if v is None or (type(v) is float and v != v):  # blank (NaN: _plain makes it None)
+            fields.append(prefix + "null")
+            continue
         key = (type(v), v)  # 1, 1.0 and True are equal keys otherwise
         try:
             field = made.get(key)

@@ -71,6 +71,9 @@ def column_texts(values: list, known: dict | None = None) -> list:
             texts.append(v if text == v else text)  # the cell's own string when unchanged: less memory
             filled = True
             continue
+        if v is None or (type(v) is float and v != v):
+            texts.append(None)
+            continue
         key = (type(v), v)  # 1, 1.0 and True are equal keys otherwise
         try:
             text = known.get(key, _UNSEEN)

@@ -1,0 +1,28 @@
+"""Cells that used to stop the whole run now give findings (bad data never raises)."""
+
+from __future__ import annotations
+
+from stdnum.cn import ric
+
+from conftest import PERIOD, RUN_DAY, clean_return
+from pipeline.returnbook import write_return
+from pipeline.run import validate_files
+
+
+def found(tmp_path, street, data) -> list[tuple[str, str, str, str]]:
+    path = write_return(tmp_path / "甲村.xlsx", data)
+    [(_, findings)] = validate_files([path], street, PERIOD, RUN_DAY)
+    return sorted((f.code, f.severity.value, f.sheet, f.cell) for f in findings)
+
+
+def test_a_blank_id_number_is_a_blank_cell(tmp_path, street):
+    data = clean_return(street)
+    data.roster.at[0, "身份证号"] = None
+    assert ("blank-required", "error", "育龄妇女", "C3") in found(tmp_path, street, data)
+
+
+def test_an_unknown_county_of_a_known_province_is_an_unknown_region(tmp_path, street):
+    data = clean_return(street)
+    body = "119900" + data.roster.at[0, "身份证号"][6:17]  # 11: 北京市; 9900: no such county
+    data.roster.at[0, "身份证号"] = body + ric.calc_check_digit(body + "0")
+    assert found(tmp_path, street, data) == [("id-region", "warning", "育龄妇女", "C3")]
