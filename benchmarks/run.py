@@ -48,12 +48,7 @@ TIMED = [("pipeline.run", "check_returns", "validate"), ("pipeline.run", "file_c
 
 # ---- one measured run (a child process) ----------------------------------------------------
 
-# A what-if, not the product: the index a migration would add so that reading one return's
-# persons (reconciliation, the period's floating register) stops scanning the whole table.
-PERSONS_INDEX = "CREATE INDEX IF NOT EXISTS persons_by_return ON persons(return_id, register)"
-
-
-def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None, persons_index: bool = False) -> dict:
+def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None) -> dict:
     """Run the pipeline once over a copy of `folder`/inbox; times, stages and memory."""
     if reader != "calamine":
         os.environ["PIPELINE_BENCH_READER"] = reader  # for the reading processes (benchmarks/shim)
@@ -69,10 +64,6 @@ def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None, p
     ws = Workspace.at(work, registry.settings)
     ws.create()
     link_files(folder / "inbox", ws.inbox)
-    if persons_index:
-        from pipeline.store.history import History
-        with History(ws.history) as history:
-            history.db.execute(PERSONS_INDEX)
     spent = {s: 0.0 for s in STAGES}
     _wrap_stages(spent)
     marks: dict[str, float] = {}
@@ -101,7 +92,7 @@ def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None, p
                "errors": sum(o.errors for o in result.outcomes), "warnings": sum(o.warnings for o in result.outcomes),
                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-               "workers": kwargs.get("workers"), "reader": reader, "persons_index": persons_index}
+               "workers": kwargs.get("workers"), "reader": reader}
     if keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return figures
@@ -164,8 +155,6 @@ def measure_size(n: int, opts: argparse.Namespace) -> dict:
                       log=lambda m: print(m, file=sys.stderr))
     base = child(["-m", "benchmarks.baseline", str(folder / "inbox"), "--json"])
     one = ["-m", "benchmarks.run", "--one", str(folder), "--reader", opts.reader]
-    if opts.what_if_persons_index:
-        one.append("--what-if-persons-index")
     if opts.workers is not None:
         one += ["--workers", str(opts.workers)]
     run = child(one)
@@ -174,8 +163,7 @@ def measure_size(n: int, opts: argparse.Namespace) -> dict:
 
 def report_one(m: dict) -> None:
     run, base = m["run"], m["baseline"]
-    what_if = ", what-if index on persons(return_id)" if run.get("persons_index") else ""
-    print(f"\nN = {m['n']:,}  ({run['reader']} reader, workers {run['workers'] or 'default'}{what_if}; "
+    print(f"\nN = {m['n']:,}  ({run['reader']} reader, workers {run['workers'] or 'default'}; "
           f"outcomes {run['statuses']}, {run['errors']} errors, {run['warnings']} warnings)")
     print(f"  baseline fastexcel read  {base['seconds']:8.2f} s   peak {base['peak_mb']:6.0f} MB")
     print(f"  pipeline run             {run['seconds']:8.2f} s   peak {run['peak_mb']:6.0f} MB"
@@ -205,14 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reader", choices=["calamine", "openpyxl"], default="calamine",
                         help="the pipeline's xlsx parser (openpyxl: proof the fast path is in use)")
     parser.add_argument("--workers", type=int, default=None, help="reading processes, if run() takes `workers`")
-    parser.add_argument("--what-if-persons-index", action="store_true",
-                        help="measure with an index on persons(return_id) that a migration would add (not in the product)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     parser.add_argument("--one", type=Path, default=None, help=argparse.SUPPRESS)  # child: one run of a folder
     parser.add_argument("--keep", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(one_run(args.one, args.workers, args.reader, args.keep, args.what_if_persons_index)))
+        print(json.dumps(one_run(args.one, args.workers, args.reader, args.keep)))
         return 0
     args.out = args.out.resolve()
     results = []

@@ -26,3 +26,11 @@ def test_an_unknown_county_of_a_known_province_is_an_unknown_region(tmp_path, st
     body = "119900" + data.roster.at[0, "身份证号"][6:17]  # 11: 北京市; 9900: no such county
     data.roster.at[0, "身份证号"] = body + ric.calc_check_digit(body + "0")
     assert found(tmp_path, street, data) == [("id-region", "warning", "育龄妇女", "C3")]
+
+
+def test_a_blank_group_is_only_a_blank_cell(tmp_path, street):
+    data = clean_return(street)
+    data.roster.at[0, "小组"] = None
+    result = found(tmp_path, street, data)
+    assert ("blank-required", "error", "育龄妇女", "D3") in result
+    assert not [f for f in result if f[0] == "unknown-group"]

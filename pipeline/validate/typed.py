@@ -72,7 +72,7 @@ def resolve_groups(typed: pd.DataFrame, spec: SheetSpec, keys: dict[int, ReturnK
     labels: dict[object, str] = {}  # group texts repeat: normalise each once
     names, found = [], []
     for ret, row, text in zip(typed[RET].tolist(), typed[ROW].tolist(), typed[column].tolist()):
-        if text is None:
+        if not isinstance(text, str):  # blank (None, or NaN once pandas has stored it): blank-required says so
             names.append(None)
             continue
         label = labels.get(text)
