@@ -14,9 +14,8 @@ from pipeline.executors import ExecutorUnavailable, per_file_executor
 from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run,
                           validate_files)
 from pipeline.workspace import Workspace
+from pipeline.status import STATUS_ZH
 
-STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "quarantined": "已隔离", "duplicate": "重复文件",
-             "superseded": "已被更正件取代", "missing": "未报送"}
 
 
 class CannotRun(click.ClickException):

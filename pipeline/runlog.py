@@ -12,11 +12,11 @@ import json
 from typing import TYPE_CHECKING
 
 from pipeline.workspace import Workspace
+from pipeline.status import STATUS_ZH
 
 if TYPE_CHECKING:
     from pipeline.run import RunResult
 
-STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "quarantined": "已隔离", "duplicate": "重复文件"}
 EXIT_ZH = {0: "全部接收", 1: "有退回或隔离", 2: "无法运行"}
 
 

@@ -11,6 +11,11 @@ from pipeline.store.history import History
 from pipeline.workspace import Workspace
 
 
+# What each outcome of a return is called wherever a person reads it.
+STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "quarantined": "已隔离", "duplicate": "重复文件",
+             "superseded": "已被更正件取代", "missing": "未报送"}
+
+
 @dataclass
 class StatusLine:
     unit_code: str

@@ -170,9 +170,8 @@ def _stored(f: ReturnFile, target: Path, verdict: str, reason: str) -> StoredRet
 def settle_outcomes(history: History, outcomes: list[Outcome]) -> None:
     """After reconciliation: each checked return's final verdict and finding counts."""
     found = history.findings_of([o.return_id for o in outcomes])
-    verdicts = {r.id: r.verdict for o in outcomes for r in history.returns(sha256=o.sha256) if r.id == o.return_id}
     for o in outcomes:
-        if o.status in ("accepted", "rejected"):
-            o.status = verdicts[o.return_id]
         o.errors = sum(f.severity == "error" for f in found[o.return_id])
         o.warnings = sum(f.severity == "warning" for f in found[o.return_id])
+        if o.status in ("accepted", "rejected"):  # as recheck sets the verdict: any error rejects
+            o.status = "rejected" if o.errors else "accepted"

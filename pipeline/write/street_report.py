@@ -9,10 +9,10 @@ from pipeline.period import PeriodState
 from pipeline.periods import label_zh
 from pipeline.write.privacy import for_street
 from pipeline.write.safe import atomic_file, new_workbook, write_cell
+from pipeline.status import STATUS_ZH
 
 COLUMNS = [("严重程度", 8), ("单位代码", 14), ("单位名称", 12), ("文件", 28), ("工作表", 10), ("单元格", 8),
            ("行", 6), ("列", 5), ("项目", 12), ("填写值", 22), ("应为", 30), ("说明", 60), ("代码", 22)]
-STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "missing": "未报送"}
 
 
 def finding_row(f: Finding, lang: str = "zh") -> list:
