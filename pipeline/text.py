@@ -17,6 +17,8 @@ def normalise_label(value: object) -> str:
     """A header or label reduced for matching: NFKC, no spaces, no trailing colon or asterisk."""
     if value is None:
         return ""
-    text = unicodedata.normalize("NFKC", str(value))
-    text = _SPACES.sub("", text)
+    text = str(value)
+    if not unicodedata.is_normalized("NFKC", text):  # most cell texts are: the check is much cheaper
+        text = unicodedata.normalize("NFKC", text)
+    text = "".join(text.split())
     return text.strip(":*").replace("(", "(").replace(")", ")")

@@ -75,9 +75,11 @@ def locate_table(sheet: RawSheet, spec: SheetSpec) -> LocatedTable:
         return LocatedTable(sheet.name, 0, pd.DataFrame(columns=[]), {}, problems=problems)
     positions, problems = _map_columns(sheet, spec, header)
     rows = _data_rows(sheet, header, list(positions.values()))
-    rows = [r for r in rows if not _repeats_header(sheet, r, positions, spec)]
+    labels = {c.name: c.labels() for c in spec.columns}
+    rows = [r for r in rows if not _repeats_header(sheet.grid[r - sheet.top], sheet.left, positions, labels)]
+    lines = [sheet.grid[r - sheet.top] for r in rows]
     values = pd.DataFrame(
-        {name: [sheet.cell(r, c) for r in rows] for name, c in positions.items()},
+        {name: [_at(line, c - sheet.left) for line in lines] for name, c in positions.items()},
         index=pd.Index([r + 1 for r in rows], name="excel_row"), dtype=object,
     )
     letters = {name: column_letter(c) for name, c in positions.items()}
@@ -111,22 +113,39 @@ def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[st
 def _data_rows(sheet: RawSheet, header: int, cols: list[int]) -> list[int]:
     """Rows under the header holding data: blank rows and notes left out."""
     rows: list[int] = []
-    for r in range(header + 1, sheet.n_rows):
-        filled = [v for v in (sheet.cell(r, c) for c in range(sheet.left, sheet.n_cols)) if not _blank(v)]
-        if not filled or _is_note(filled) or all(_blank(sheet.cell(r, c)) for c in cols):
+    at = [c - sheet.left for c in cols]
+    for r in range(header + 1 - sheet.top, len(sheet.grid)):
+        line = sheet.grid[r]  # row by row on the grid itself: this runs for every row of every return
+        filled = [v for v in line if not _blank(v)]
+        if not filled or _is_note(filled) or all(_blank(_at(line, c)) for c in at):
             continue
-        rows.append(r)
+        rows.append(r + sheet.top)
     return rows
 
 
-def _repeats_header(sheet: RawSheet, row: int, positions: dict[str, int], spec: SheetSpec) -> bool:
-    """A header row again: the lower row of a merged two-row header, or a header repeated on each printed page."""
-    named = [(name, sheet.cell(row, c)) for name, c in positions.items()]
-    named = [(name, v) for name, v in named if v is not None]
-    # Header labels are short texts: numbers, dates and long texts are data, no need to normalise them.
-    same = sum(isinstance(v, str) and len(v) <= MAX_LABEL and normalise_label(v) in spec.column(name).labels()
-               for name, v in named)
-    return same >= 2 and same * 2 >= len(named)
+def _at(line: list[Cell], index: int) -> Cell:
+    """A grid row's value at a 0-based position (None past a ragged row's end, and for "")."""
+    value = line[index] if 0 <= index < len(line) else None
+    return None if value == "" else value
+
+
+def _repeats_header(line: list[Cell], left: int, positions: dict[str, int], labels: dict[str, frozenset[str]]) -> bool:
+    """A header row again: the lower row of a merged two-row header, or a header repeated on each printed page.
+
+    That is: at least two, and at least half, of the row's filled cells are labels of their
+    columns. Runs for every data row, so it stops at the first miss too many.
+    """
+    named = [(name, v) for name, c in positions.items() if (v := _at(line, c - left)) is not None]
+    misses_left = len(named) - max(2, (len(named) + 1) // 2)
+    if misses_left < 0:  # fewer than two filled cells
+        return False
+    for name, value in named:
+        # Header labels are short texts: numbers, dates and long texts are data, no need to normalise them.
+        if not (isinstance(value, str) and len(value) <= MAX_LABEL and normalise_label(value) in labels[name]):
+            misses_left -= 1
+            if misses_left < 0:
+                return False
+    return True
 
 
 def _is_note(filled: list[Cell]) -> bool:

@@ -28,6 +28,9 @@ class TextProblem:
 
 def clean_sheet(sheet: RawSheet, limit: int = MAX_TEXT_CHARS) -> list[TextProblem]:
     """Replace control characters in every text cell (in place); list what was changed or is too long."""
+    texts = [v for line in sheet.grid for v in line if isinstance(v, str)]
+    if not has_control_characters("".join(texts)) and max(map(len, texts), default=0) <= limit:
+        return []  # the usual case, told by one pass at C speed
     problems = []
     for r, line in enumerate(sheet.grid):
         for c, value in enumerate(line):
