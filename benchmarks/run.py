@@ -38,7 +38,6 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIM = Path(__file__).resolve().parent / "shim"
 STAGES = ("intake", "validate", "file", "reconcile", "merge", "write", "other")
 # (module, function, stage): wrapped to time the stage; a missing one is skipped, not fatal.
 TIMED = [("pipeline.run", "check_returns", "validate"), ("pipeline.run", "file_checked", "file"),
@@ -50,11 +49,7 @@ TIMED = [("pipeline.run", "check_returns", "validate"), ("pipeline.run", "file_c
 
 def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None) -> dict:
     """Run the pipeline once over a copy of `folder`/inbox; times, stages and memory."""
-    if reader != "calamine":
-        os.environ["PIPELINE_BENCH_READER"] = reader  # for the reading processes (benchmarks/shim)
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SHIM), str(ROOT), os.environ.get("PYTHONPATH")]))
-        from benchmarks.readers import install
-        install(reader)  # and for this process (the unit workbooks re-read archived files)
+    os.environ["PIPELINE_XLSX_READER"] = reader  # the run's reading processes inherit it
     import pipeline.run as pipeline_run
     from pipeline.registry import load_registry
     from pipeline.workspace import Workspace

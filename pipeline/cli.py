@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
+from pipeline.intake.read import READER_ENV, XLSX_READERS
 from pipeline.intake.safety import UnsafeEnvironment
 from pipeline.periods import parse_period
 from pipeline.registry import RegistryError, Registry, find_registry, load_registry
@@ -59,13 +61,16 @@ def main() -> None:
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="逐个文件的处理在哪里做:本机,或已有的 Dask 集群")
 @click.option("--scheduler", help="Dask 调度器地址,如 tcp://10.0.0.5:8786(--executor dask 时)")
+@click.option("--xlsx-reader", type=click.Choice(XLSX_READERS), envvar=READER_ENV, default="calamine",
+              show_default=True, help="读取 .xlsx 的解析器(openpyxl 慢 10 倍以上,仅供比对或排查)")
 def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, period: str | None,
                 workdir: Path, lock_timeout: float, lang: str | None, workers: int, executor: str,
-                scheduler: str | None) -> None:
+                scheduler: str | None, xlsx_reader: str) -> None:
     """处理收件箱中所有新到的月报,重写受影响月份的汇总表和错误报告。
 
     退出码:0 全部接收;1 有月报被退回或隔离;2 无法运行。
     """
+    os.environ[READER_ENV] = xlsx_reader  # the reading processes inherit it
     registry = _registry(workdir, config).in_language(lang)
     workspace = Workspace.at(workdir, registry.settings, inbox, outbox)
     try:

@@ -10,8 +10,7 @@ import pytest
 from stdnum.cn import ric
 
 from benchmarks.generate import described, generate, make_ids
-from benchmarks.readers import openpyxl_workbook
-from pipeline.intake.read import calamine_workbook
+from pipeline.intake.read import calamine_workbook, openpyxl_workbook
 from pipeline.registry import load_registry
 from pipeline.run import run
 from pipeline.validate.registers import age_on, id_birth_date, id_sex

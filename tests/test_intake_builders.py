@@ -147,7 +147,8 @@ def as_xlsm(xlsx: Path, target: Path) -> Path:
     """The same workbook declared macro-enabled, as Excel saves .xlsm."""
     def edit(name: str, data: bytes) -> bytes:
         if name == "[Content_Types].xml":
-            return data.replace(b"spreadsheetml.sheet.main+xml", b"ms-excel.sheet.macroEnabled.main+xml")
+            return data.replace(b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+                                b"application/vnd.ms-excel.sheet.macroEnabled.main+xml")
         return data
     return rewrite_zip(xlsx, target, edit)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,30 @@ def test_the_template_itself_is_clean(taken):
     ret, checked = taken["xlsx template"]
     assert checked.verdict == "accepted" and not [f for f in checked.findings if f.severity == "error"]
     assert ret.format == "xlsx"
+
+
+def test_openpyxl_as_the_xlsx_reader_gives_the_same_tables_and_findings(taken, tmp_path, monkeypatch):
+    """The fast parser and the classic one agree on every .xlsx of the corpus, end to end of intake."""
+    from conftest import STREET
+    from pipeline.intake.read import READER_ENV
+    from pipeline.registry import parse_registry
+
+    street = parse_registry(STREET, Path("test-street.toml"))
+    xlsx = {label: ret for label, (ret, _) in taken.items() if ret.format == "xlsx"}
+    assert len(xlsx) >= 10  # merged headers, stale dimension, dates, periods…
+    copies = []  # same names (some returns are known by their file name), one folder each
+    for i, ret in enumerate(xlsx.values()):
+        (tmp_path / str(i)).mkdir()
+        copies.append(Path(shutil.copy2(ret.path, tmp_path / str(i) / ret.path.name)))
+    monkeypatch.setenv(READER_ENV, "openpyxl")
+    slow = take_in_all([(p, None) for p in copies], street, load_form())
+    for (label, fast), again in zip(xlsx.items(), slow):
+        assert again.format == "xlsx", (label, again.unreadable)
+        assert fast.tables.keys() == again.tables.keys(), label
+        for key, table in fast.tables.items():
+            other = again.tables[key]
+            assert (table.header_row, table.letters, table.total_row) == (other.header_row, other.letters,
+                                                                          other.total_row), (label, key)
+            assert table.values.equals(other.values), (label, key)
+        assert [(f.code, f.sheet, f.cell) for f in fast.findings] == \
+               [(f.code, f.sheet, f.cell) for f in again.findings], label

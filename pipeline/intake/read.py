@@ -5,9 +5,11 @@ The format is told by content, never by the extension: a zip holding xl/workbook
 with <table> is an "Excel" file exported as an HTML page, any other zip (or a folder)
 holds one file per sheet. Every guard of `safety` runs before a parser sees the bytes.
 
-Values come from python-calamine (formula cells give their cached values); openpyxl is
-10–20× slower on the same sheet and is kept for annotating, not for reading. This module
-runs inside the sandboxed reader process (see `sandbox`): it must not import pandas.
+Values come from python-calamine (formula cells give their cached values). openpyxl is
+10–20× slower on the same sheet; it can be chosen for .xlsx with PIPELINE_XLSX_READER=
+openpyxl (`pipeline run --xlsx-reader openpyxl`), to compare or to rule out a parser bug,
+reading the whole workbook as Excel would (merged ranges included). This module runs inside the
+sandboxed reader process (see `sandbox`): it must not import pandas.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import python_calamine
 Cell = str | float | int | bool | dt.date | dt.datetime | dt.time | dt.timedelta | None
 Merge = tuple[int, int, int, int]  # first row, first column, last row, last column (0-based, absolute)
 
+XLSX_READERS = ("calamine", "openpyxl")
+READER_ENV = "PIPELINE_XLSX_READER"  # the parser of .xlsx/.xlsm; every other format is calamine's
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a village return is a few MB at most
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
@@ -97,11 +101,11 @@ def sniff_format(head: bytes) -> str:
     return "text"
 
 
-def read_workbook(path: Path) -> RawWorkbook:
+def read_workbook(path: Path, xlsx_reader: str = "calamine") -> RawWorkbook:
     """All sheets of a return (a file of any accepted format, or a folder of per-sheet files)."""
     from pipeline.intake.bundle import read_folder  # bundle reads its members with read_bytes
 
-    book = read_folder(path) if path.is_dir() else read_bytes(read_limited(path), path.name)
+    book = read_folder(path) if path.is_dir() else read_bytes(read_limited(path), path.name, xlsx_reader=xlsx_reader)
     for sheet in book.sheets:
         sheet.trim()  # a formatted but empty area must not cost the checks a pass over millions of cells
     return book
@@ -117,7 +121,7 @@ def read_limited(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def read_bytes(data: bytes, name: str, *, member: bool = False) -> RawWorkbook:
+def read_bytes(data: bytes, name: str, *, member: bool = False, xlsx_reader: str = "calamine") -> RawWorkbook:
     """Read one file's bytes by their content; `member` is a file inside a zip or folder of sheets."""
     from pipeline.intake import delimited, htmltables  # these import this module
 
@@ -127,7 +131,7 @@ def read_bytes(data: bytes, name: str, *, member: bool = False) -> RawWorkbook:
     if kind == "ole":
         return read_ole(data)
     if kind == "zip":
-        return read_zip(data, member)
+        return read_zip(data, member, xlsx_reader)
     text = delimited.decode_text(data)
     if htmltables.looks_like_html(text):
         return htmltables.read_html(text, name)
@@ -136,7 +140,7 @@ def read_bytes(data: bytes, name: str, *, member: bool = False) -> RawWorkbook:
     raise UnreadableFile("不是Excel工作簿(是纯文本文件;CSV 请按工作表分别保存,放在一个文件夹或 zip 压缩包里报送)")
 
 
-def read_zip(data: bytes, member: bool) -> RawWorkbook:
+def read_zip(data: bytes, member: bool, xlsx_reader: str = "calamine") -> RawWorkbook:
     """A zip: an Excel or OpenDocument workbook, or (at the top level) a zip of per-sheet files."""
     from pipeline.intake import bundle, safety
 
@@ -144,7 +148,9 @@ def read_zip(data: bytes, member: bool) -> RawWorkbook:
     names = set(archive.namelist())
     if "xl/workbook.xml" in names or "xl/workbook.bin" in names:
         scans = safety.check_ooxml(archive)
-        book = calamine_workbook(data, "xlsb" if "xl/workbook.bin" in names else "xlsx")
+        fmt = "xlsb" if "xl/workbook.bin" in names else "xlsx"
+        book = openpyxl_workbook(data, fmt) if xlsx_reader == "openpyxl" and fmt == "xlsx" else \
+            calamine_workbook(data, fmt)
         safety.check_rows_read(book, scans)
         return book
     if ODS_MIMETYPE in _mimetype(archive) or "content.xml" in names:
@@ -189,6 +195,33 @@ def calamine_workbook(data: bytes, fmt: str) -> RawWorkbook:
     except Exception as exc:  # calamine's errors are not one class; any is "unreadable"
         raise UnreadableFile(f"工作簿已损坏,无法读取({type(exc).__name__})") from exc
     return RawWorkbook(fmt, sheets)
+
+
+def openpyxl_workbook(data: bytes, fmt: str) -> RawWorkbook:
+    """Every worksheet's values (cached values of formulas) and merged ranges, read with openpyxl."""
+    import openpyxl  # only in a reading process asked for it: its import alone costs ~0.3 s
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
+        sheets = []
+        for ws in book.worksheets:
+            merges = [(m.min_row - 1, m.min_col - 1, m.max_row - 1, m.max_col - 1) for m in ws.merged_cells.ranges]
+            grid = [[_as_calamine_gives(v) for v in row] for row in ws.iter_rows(values_only=True)]
+            raw = RawSheet(ws.title, grid, merges=merges)
+            fill_merges(raw)
+            sheets.append(raw)
+    except Exception as exc:  # as calamine_workbook: any parser error means unreadable
+        raise UnreadableFile(f"工作簿已损坏,无法读取({type(exc).__name__})") from exc
+    return RawWorkbook(fmt, sheets)
+
+
+def _as_calamine_gives(value: Cell) -> Cell:
+    """openpyxl's value as calamine shows it: every number a float, a date without a time a date."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, dt.datetime) and value.time() == dt.time():
+        return value.date()
+    return value
 
 
 def _raw_sheet(book: Any, name: str) -> RawSheet:

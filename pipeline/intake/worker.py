@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.intake.read import UnreadableFile, read_workbook
+from pipeline.intake.read import READER_ENV, UnreadableFile, read_workbook
 
 HEADER = struct.Struct("<Q")
 MEMORY_ERROR = "文件太大,读取时超出内存限制,可能被恶意构造"
@@ -27,6 +27,7 @@ MEMORY_ERROR = "文件太大,读取时超出内存限制,可能被恶意构造"
 def main() -> None:
     """Serve requests until stdin closes."""
     requests, answers = _channels()
+    xlsx_reader = os.environ.get(READER_ENV, "calamine")  # inherited from the run (`--xlsx-reader`)
     limited = False
     while (request := receive(requests)) is not None:
         path, memory_mb, seconds = request
@@ -34,7 +35,7 @@ def main() -> None:
             _limit_memory(memory_mb)
             limited = True
         _limit_time(seconds)
-        send(answers, answer_for(Path(path)))
+        send(answers, answer_for(Path(path), xlsx_reader))
         signal.alarm(0)
 
 
@@ -49,14 +50,14 @@ def _channels() -> tuple[BinaryIO, BinaryIO]:
     return sys.stdin.buffer, answers
 
 
-def answer_for(path: Path) -> tuple[str, object, float]:
+def answer_for(path: Path, xlsx_reader: str = "calamine") -> tuple[str, object, float]:
     """('ok', workbook), ('refused', reason), or ('spent', reason) when this process should be replaced.
 
     A refusal by the readers leaves the process as it was; running out of memory or an
     unexpected error may not, so the parent starts a fresh process after those.
     """
     try:
-        answer: tuple[str, object] = ("ok", read_workbook(path))
+        answer: tuple[str, object] = ("ok", read_workbook(path, xlsx_reader))
     except UnreadableFile as exc:
         answer = ("refused", str(exc))
     except MemoryError:
