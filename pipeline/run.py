@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
+from collections.abc import Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -42,6 +45,15 @@ class RunResult:
     outcomes: list[Outcome] = field(default_factory=list)
     periods_written: list[str] = field(default_factory=list)
     left_in_inbox: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # intake, validate, file, reconcile, write
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - started
 
     @property
     def exit_code(self) -> int:
@@ -91,26 +103,33 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
     form = load_form()
     result = RunResult(now)
     with History(ws.history) as history:
-        files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
-        taken = take_in_all(files, registry, form, per_file.executor, workers=per_file.workers,
-                            progress=lambda done, total: progress("intake", done, total))
+        with result.timed("intake"):
+            files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
+            taken = take_in_all(files, registry, form, per_file.executor, workers=per_file.workers,
+                                progress=lambda done, total: progress("intake", done, total))
         wanted = [f for f in taken if period is None or f.period in (period, None)]
         result.left_in_inbox = [f.name for f in taken if f not in wanted]
-        fresh, repeats = split_repeats(wanted, history)
-        if wanted:
-            result.run_id = history.start_run(now)
-        result.outcomes += [file_repeat(history, ws, result.run_id, f) for f in repeats]
-        result.outcomes += [file_quarantined(history, ws, result.run_id, f, now) for f in fresh if f.quarantine_reason]
+        with result.timed("file"):
+            fresh, repeats = split_repeats(wanted, history)
+            if wanted:
+                result.run_id = history.start_run(now)
+            result.outcomes += [file_repeat(history, ws, result.run_id, f) for f in repeats]
+            result.outcomes += [file_quarantined(history, ws, result.run_id, f, now)
+                                for f in fresh if f.quarantine_reason]
         identified = [f for f in fresh if not f.quarantine_reason]
         progress("validate", 1, 1)
-        checked, warnings = check_returns(identified, registry, form, now.date(),
-                                          earlier_persons(history, identified))
-        filed = file_checked(history, ws, result.run_id, checked, warnings)
+        with result.timed("validate"):
+            checked, warnings = check_returns(identified, registry, form, now.date(),
+                                              earlier_persons(history, identified))
+        with result.timed("file"):
+            filed = file_checked(history, ws, result.run_id, checked, warnings)
         progress("reconcile", 1, 1)
-        reconcile_pending(history, registry, form)  # also what a killed run left undone
-        settle_outcomes(history, filed)
+        with result.timed("reconcile"):
+            reconcile_pending(history, registry, form)  # also what a killed run left undone
+            settle_outcomes(history, filed)
         result.outcomes += filed
-        result.periods_written = write_period_outputs(history, registry, ws, now)
+        with result.timed("write"):
+            result.periods_written = write_period_outputs(history, registry, ws, now)
         progress("write", 1, 1)
         if result.run_id is not None:
             history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))

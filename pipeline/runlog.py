@@ -29,6 +29,7 @@ def summarise(result: "RunResult") -> dict:
             "finished_at": dt.datetime.now().isoformat(timespec="seconds"), "run_id": result.run_id,
             "files": len(result.outcomes), **counts, "periods_written": result.periods_written,
             "left_in_inbox": result.left_in_inbox, "exit_code": result.exit_code,
+            "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
             "outcomes": [{"file": o.file, "status": o.status, "unit": o.unit, "period": o.period,
                           "errors": o.errors, "warnings": o.warnings, "reason": o.reason} for o in result.outcomes]}
 

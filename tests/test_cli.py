@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -78,3 +79,32 @@ def test_run_with_a_broken_registry_exits_2(tmp_path):
 def test_bad_period_option_is_refused(value):
     result = CliRunner().invoke(main, ["run", "--period", value])
     assert result.exit_code == 2
+
+
+def test_run_profile_prints_each_stage_and_the_run_log_keeps_them(tmp_path, street, monkeypatch):
+    registry_file(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPELINE_XLSX_READER", "calamine")  # recorded: the variable the command sets is undone
+    result = CliRunner().invoke(main, ["run", "--profile", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    for label in ("读取", "校验", "归档入库", "与上月核对", "汇总写出", "合计"):
+        assert re.search(rf"{label}\s+\d+\.\d\d 秒", result.output), label
+    logged = json.loads((tmp_path / "logs" / "runs.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert set(logged["stage_seconds"]) == {"intake", "validate", "file", "reconcile", "write"}
+    assert all(seconds >= 0 for seconds in logged["stage_seconds"].values())
+
+
+def test_openpyxl_as_xlsx_reader_gives_the_same_outcome(tmp_path, street, monkeypatch):
+    registry_file(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    data = clean_return(street)
+    data.monthly.at[0, "期末人口"] += 2
+    drop(tmp_path / "inbox", "甲村.xlsx", data)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPELINE_XLSX_READER", "calamine")  # recorded: the variable the command sets is undone
+    result = CliRunner().invoke(main, ["run", "--xlsx-reader", "openpyxl"])
+    assert result.exit_code == 1 and "已退回" in result.output and "错误 1" in result.output, result.output
+    report = json.loads(next((tmp_path / "outbox" / "2026-10").glob("report.json")).read_text(encoding="utf-8"))
+    assert [f["cell"] for f in report["findings"] if f["severity"] == "error"] == ["G4"]
