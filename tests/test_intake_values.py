@@ -70,3 +70,17 @@ def test_id_numbers_excel_turned_into_numbers_are_errors_not_guesses(tmp_path, s
     [checked], _ = check_returns([ret], street, load_form(), RUN_DAY.date(), no_earlier_persons())
     numeric = [f for f in checked.findings if f.code == "id-numeric"]
     assert len(numeric) == len(grids["育龄妇女"]) - 1 and checked.verdict == "rejected"
+
+
+def test_equal_cells_share_one_object_and_keep_their_values():
+    from pipeline.intake.read import RawSheet, RawWorkbook, share_equal_values
+
+    texts = ["已婚x"[:2], "".join(["已", "婚"]), "否"]  # equal texts made apart are distinct objects
+    assert texts[0] is not texts[1]
+    grid = [[texts[0], 1.5, -0.0, 2], [texts[1], float("1.5"), 0.0, True]]
+    book = RawWorkbook("xlsx", [RawSheet("s", grid)])
+    share_equal_values(book)
+    (first, second) = book.sheets[0].grid
+    assert first[0] is second[0] and first[1] is second[1]
+    assert str(first[2]) == "-0.0" and str(second[2]) == "0.0"  # the sign of a zero is kept
+    assert first[3] == 2 and type(first[3]) is int and second[3] is True  # 1 == True: only texts and floats merge
