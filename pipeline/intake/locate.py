@@ -74,14 +74,10 @@ def locate_table(sheet: RawSheet, spec: SheetSpec) -> LocatedTable:
         problems = [HeaderProblem("missing-column", c.name) for c in spec.columns if c.required]
         return LocatedTable(sheet.name, 0, pd.DataFrame(columns=[]), {}, problems=problems)
     positions, problems = _map_columns(sheet, spec, header)
-    rows = _data_rows(sheet, header, list(positions.values()))
-    labels = {c.name: c.labels() for c in spec.columns}
-    rows = [r for r in rows if not _repeats_header(sheet.grid[r - sheet.top], sheet.left, positions, labels)]
-    lines = [sheet.grid[r - sheet.top] for r in rows]
-    values = pd.DataFrame(
-        {name: [_at(line, c - sheet.left) for line in lines] for name, c in positions.items()},
-        index=pd.Index([r + 1 for r in rows], name="excel_row"), dtype=object,
-    )
+    rows, lines = _data_rows(sheet, header, positions, spec)
+    columns = list(zip(*lines)) if lines else [()] * len(positions)
+    values = pd.DataFrame({name: list(cells) for name, cells in zip(positions, columns)},
+                          index=pd.Index([r + 1 for r in rows], name="excel_row"), dtype=object)
     letters = {name: column_letter(c) for name, c in positions.items()}
     table = LocatedTable(sheet.name, header + 1, values, letters, problems=problems)
     if spec.total_label and spec.group_column in values:
@@ -110,41 +106,54 @@ def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[st
     return positions, problems
 
 
-def _data_rows(sheet: RawSheet, header: int, cols: list[int]) -> list[int]:
-    """Rows under the header holding data: blank rows and notes left out."""
-    rows: list[int] = []
-    at = [c - sheet.left for c in cols]
+def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
+               spec: SheetSpec) -> tuple[list[int], list[list[Cell]]]:
+    """Rows under the header holding data (blank rows, notes and repeated headers left out), and their values.
+
+    Runs for every row of every return: it works on the grid rows themselves, touches each
+    cell once or twice, and normalises a text only to compare it with a header label.
+    """
+    at = [c - sheet.left for c in positions.values()]
+    labels = [spec.column(name).labels() for name in positions]
+    labels = [(known, any(label.isascii() for label in known)) for known in labels]
+    normalised: dict[str, str] = {}  # texts repeat down a column: normalise each once
+    rows, kept = [], []
     for r in range(header + 1 - sheet.top, len(sheet.grid)):
-        line = sheet.grid[r]  # row by row on the grid itself: this runs for every row of every return
-        filled = [v for v in line if not _blank(v)]
-        if not filled or _is_note(filled) or all(_blank(_at(line, c)) for c in at):
+        line = sheet.grid[r]
+        filled = [v for v in line if v is not None and not (type(v) is str and (not v or v.isspace()))]
+        if not filled or _is_note(filled):
+            continue
+        width = len(line)
+        values = [None if (v := line[c] if c < width else None) == "" else v for c in at]
+        if all(_blank(v) for v in values) or _repeats_header(values, labels, normalised):
             continue
         rows.append(r + sheet.top)
-    return rows
+        kept.append(values)
+    return rows, kept
 
 
-def _at(line: list[Cell], index: int) -> Cell:
-    """A grid row's value at a 0-based position (None past a ragged row's end, and for "")."""
-    value = line[index] if 0 <= index < len(line) else None
-    return None if value == "" else value
-
-
-def _repeats_header(line: list[Cell], left: int, positions: dict[str, int], labels: dict[str, frozenset[str]]) -> bool:
+def _repeats_header(values: list[Cell], labels: list[tuple[frozenset[str], bool]], normalised: dict[str, str]) -> bool:
     """A header row again: the lower row of a merged two-row header, or a header repeated on each printed page.
 
     That is: at least two, and at least half, of the row's filled cells are labels of their
     columns. Runs for every data row, so it stops at the first miss too many.
     """
-    named = [(name, v) for name, c in positions.items() if (v := _at(line, c - left)) is not None]
+    named = [(v, known) for v, known in zip(values, labels) if v is not None]
     misses_left = len(named) - max(2, (len(named) + 1) // 2)
     if misses_left < 0:  # fewer than two filled cells
         return False
-    for name, value in named:
-        # Header labels are short texts: numbers, dates and long texts are data, no need to normalise them.
-        if not (isinstance(value, str) and len(value) <= MAX_LABEL and normalise_label(value) in labels[name]):
-            misses_left -= 1
-            if misses_left < 0:
-                return False
+    for value, (known, ascii_labels) in named:
+        # Header labels are short texts: numbers, dates and long texts are data, no need to normalise
+        # them; nor ASCII texts (ID numbers) under labels in Chinese (NFKC keeps ASCII ASCII).
+        if type(value) is str and len(value) <= MAX_LABEL and (ascii_labels or not value.isascii()):
+            label = normalised.get(value)
+            if label is None:
+                label = normalised[value] = normalise_label(value)
+            if label in known:
+                continue
+        misses_left -= 1
+        if misses_left < 0:
+            return False
     return True
 
 
