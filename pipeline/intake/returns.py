@@ -130,7 +130,8 @@ def take_in_all(files: list[tuple[Path, str | None]], registry: Registry, form: 
     """Take in every (path, sha256); files that changed while being read are left for the next run.
 
     By default `workers` limited reading processes (see `sandbox`) parse the files while a
-    thread pool of the same size does the rest of the per-file work. Another executor may
+    thread pool twice that size does the rest of the per-file work: while one thread
+    locates a table (holding the GIL), another has the next file in its reading process. Another executor may
     be passed (a process pool, or a Dask cluster's): its workers then do all the per-file
     work, each reading through a reading process of its own, kept for the worker's life.
     """
@@ -138,7 +139,7 @@ def take_in_all(files: list[tuple[Path, str | None]], registry: Registry, form: 
     if executor is not None:
         return [f for f in _take_on(executor, files, registry, form, None, progress) if not f.changed]
     workers = max(1, min(workers, len(files)))
-    with ReaderPool(workers, limits) as reader, ThreadPoolExecutor(max_workers=workers) as threads:
+    with ReaderPool(workers, limits) as reader, ThreadPoolExecutor(max_workers=2 * workers) as threads:
         taken = _take_on(threads, files, registry, form, reader, progress)
     return [f for f in taken if not f.changed]
 
