@@ -84,3 +84,17 @@ def test_equal_cells_share_one_object_and_keep_their_values():
     assert first[0] is second[0] and first[1] is second[1]
     assert str(first[2]) == "-0.0" and str(second[2]) == "0.0"  # the sign of a zero is kept
     assert first[3] == 2 and type(first[3]) is int and second[3] is True  # 1 == True: only texts and floats merge
+
+
+def test_files_are_taken_in_batches_in_their_order_with_progress_over_all(tmp_path, street):
+    from pipeline.intake.returns import take_in_batches
+    from test_intake_builders import return_grids, write_xlsx
+
+    grids = return_grids(clean_return(street, "U01"))
+    paths = [(write_xlsx(tmp_path / f"甲村_{i}.xlsx", grids), None) for i in range(5)]
+    seen = []
+    batches = list(take_in_batches(paths, street, load_form(), progress=lambda d, t: seen.append((d, t)), batch=2))
+    assert [[f.path.name for f in b] for b in batches] == [["甲村_0.xlsx", "甲村_1.xlsx"], ["甲村_2.xlsx", "甲村_3.xlsx"],
+                                                          ["甲村_4.xlsx"]]
+    assert seen == [(d, 5) for d in range(1, 6)]
+    assert all(f.unit is not None and f.tables for b in batches for f in b)

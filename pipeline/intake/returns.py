@@ -5,7 +5,8 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import hashlib
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -127,32 +128,59 @@ def worker_reader() -> ReaderPool:
 def take_in_all(files: list[tuple[Path, str | None]], registry: Registry, form: Form,
                 executor: Executor | None = None, limits: Limits = Limits(),
                 progress: Callable[[int, int], None] | None = None, workers: int = READ_WORKERS) -> list[ReturnFile]:
-    """Take in every (path, sha256); files that changed while being read are left for the next run.
+    """Take in every (path, sha256); files that changed while being read are left for the next run."""
+    batches = take_in_batches(files, registry, form, executor, limits, progress, workers, batch=max(len(files), 1))
+    return [f for batch in batches for f in batch]
+
+
+def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, form: Form,
+                    executor: Executor | None = None, limits: Limits = Limits(),
+                    progress: Callable[[int, int], None] | None = None, workers: int = READ_WORKERS,
+                    batch: int = 250) -> Iterator[list[ReturnFile]]:
+    """Take in the files `batch` at a time, in their order; the next batch is read while one is used.
+
+    A run then holds a batch or two of returns, not thousands, and the reading processes
+    keep working while the caller checks and files the batch it was given. Files that
+    changed while being read are left out (for the next run).
 
     By default `workers` limited reading processes (see `sandbox`) parse the files while a
     thread pool twice that size does the rest of the per-file work: while one thread
-    locates a table (holding the GIL), another has the next file in its reading process. Another executor may
-    be passed (a process pool, or a Dask cluster's): its workers then do all the per-file
-    work, each reading through a reading process of its own, kept for the worker's life.
+    locates a table (holding the GIL), another has the next file in its reading process.
+    Another executor may be passed (a process pool, or a Dask cluster's): its workers then
+    do all the per-file work, each reading through a reading process of its own, kept for
+    the worker's life.
     """
     require_defusedxml()
+    chunks = [files[i:i + batch] for i in range(0, len(files), batch)]
     if executor is not None:
-        return [f for f in _take_on(executor, files, registry, form, None, progress) if not f.changed]
+        yield from _batches_on(executor, chunks, registry, form, None, progress)
+        return
     workers = max(1, min(workers, len(files)))
     with ReaderPool(workers, limits) as reader, ThreadPoolExecutor(max_workers=2 * workers) as threads:
-        taken = _take_on(threads, files, registry, form, reader, progress)
-    return [f for f in taken if not f.changed]
+        yield from _batches_on(threads, chunks, registry, form, reader, progress)
 
 
-def _take_on(executor: Executor, files: list[tuple[Path, str | None]], registry: Registry, form: Form,
-             reader: ReaderPool | None, progress: Callable[[int, int], None] | None) -> list[ReturnFile]:
-    futures = [executor.submit(take_in, path, registry, form, sha, reader) for path, sha in files]
-    taken = []
-    for future in futures:
-        taken.append(future.result())
-        if progress:
-            progress(len(taken), len(files))
-    return taken
+def _batches_on(executor: Executor, chunks: list[list[tuple[Path, str | None]]], registry: Registry, form: Form,
+                reader: ReaderPool | None, progress: Callable[[int, int], None] | None) -> Iterator[list[ReturnFile]]:
+    total, done = sum(map(len, chunks)), 0
+
+    def submit(chunk: list[tuple[Path, str | None]]) -> list[Future]:
+        return [executor.submit(take_in, path, registry, form, sha, reader) for path, sha in chunk]
+
+    upcoming = submit(chunks[0]) if chunks else []
+    try:
+        for k in range(len(chunks)):
+            futures, upcoming = upcoming, submit(chunks[k + 1]) if k + 1 < len(chunks) else []
+            taken = []
+            for future in futures:
+                taken.append(future.result())
+                done += 1
+                if progress:
+                    progress(done, total)
+            yield [f for f in taken if not f.changed]
+    finally:  # the caller stopped early (an error while filing): read nothing more
+        for future in upcoming:
+            future.cancel()
 
 
 def take_in(path: Path, registry: Registry, form: Form, sha256: str | None = None,
