@@ -49,10 +49,11 @@ def return_keys(files: list[ReturnFile]) -> dict[int, ReturnKey]:
 
 def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today: dt.date,
                   earlier_persons: dict[str, pd.DataFrame]) -> tuple[list[CheckedReturn], dict[int, list[Finding]]]:
-    """Findings and verdicts for identified returns, plus warnings for earlier accepted returns.
+    """Findings and verdicts for identified returns, plus findings for returns filed before them.
 
-    `earlier_persons[sheet key]` holds the registers of returns accepted before this run
-    (return_id, unit, id_number, cell, row, …), for the street-wide duplicate-ID rule.
+    `earlier_persons[sheet key]` holds the persons of returns already filed (accepted in an
+    earlier run, or filed by this run in an earlier batch) whose IDs the street-wide
+    duplicate-ID rule must see (return_id, unit, id_number, cell, row, this_run, …).
     """
     keys = return_keys(files)
     validated = validate_returns({i: f.tables for i, f in enumerate(files)}, keys, form, today)
@@ -236,7 +237,7 @@ def _plain(value: object) -> object:
 
 def no_earlier_persons() -> dict[str, pd.DataFrame]:
     """No returns accepted before: an empty register per kind."""
-    columns = ["return_id", "unit", "unit_name", "period", "file", "id_number", "cell", "row", "column"]
+    columns = ["return_id", "unit", "unit_name", "period", "file", "id_number", "cell", "row", "column", "this_run"]
     return {key: pd.DataFrame(columns=columns) for key in REGISTERS}
 
 

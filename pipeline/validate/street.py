@@ -22,9 +22,12 @@ def ids_in_other_units(this_run: pd.DataFrame, earlier: pd.DataFrame, sheet: str
                        ) -> tuple[list[Finding], dict[int, list[Finding]]]:
     """IDs held by more than one unit in one register kind.
 
-    `this_run`: typed rows of this run's returns (RET, ROW, 身份证号).
-    `earlier`: (return_id, unit, id_number, cell, row) of returns accepted in earlier runs.
-    Returns errors for this run's returns, and warnings keyed by earlier return id.
+    `this_run`: typed rows of the returns being checked (RET, ROW, 身份证号).
+    `earlier`: (return_id, unit, id_number, cell, row, this_run) of returns already filed:
+    accepted in earlier runs, or filed by this run in an earlier batch (`this_run` true).
+    Returns errors for the returns being checked, and findings keyed by earlier return id:
+    warnings for earlier runs' returns (already sent on), errors for this run's, as if
+    they had been checked in one batch.
     """
     units = {r: key.unit for r, key in keys.items()}
     mine = this_run.loc[this_run[ID].notna(), [RET, ROW, ID]]
@@ -36,7 +39,7 @@ def ids_in_other_units(this_run: pd.DataFrame, earlier: pd.DataFrame, sheet: str
     warnings: dict[int, list[Finding]] = {}
     for _, r in (earlier[earlier["id_number"].isin(shared)] if shared else earlier.iloc[:0]).iterrows():
         warnings.setdefault(int(r["return_id"]), []).append(finding(
-            "id-in-other-unit", severity=Severity.WARNING, unit=r["unit"], unit_name=r["unit_name"],
+            "id-in-other-unit", severity=None if r.get("this_run", False) else Severity.WARNING, unit=r["unit"], unit_name=r["unit_name"],
             period=r["period"], file=r["file"], sheet=sheet, cell=r["cell"], row=r["row"], column=r["column"],
             field=ID, value=r["id_number"], expected="只在一个村(居)登记"))
     return errors, warnings
