@@ -21,7 +21,7 @@ from pipeline.write.report import write_findings_csv, write_report_json
 from pipeline.write.privacy import for_street
 from pipeline.write.safe import atomic_file
 from pipeline.write.street_report import write_street_report
-from pipeline.write.summary import write_summary
+from pipeline.write.summary import floating_fields, write_summary
 from pipeline.write.unit_book import write_unit_book
 
 STAMP = ".outputs-state"
@@ -42,7 +42,7 @@ def write_period_outputs(history: History, registry: Registry, ws: Workspace, no
         stamp = fingerprint(history, registry, period)
         if (folder / STAMP).is_file() and (folder / STAMP).read_text() == stamp:
             continue
-        write_period(load_period(history, registry, load_form(), period, now), folder)
+        write_period(load_period(history, registry, load_form(), period, now, floating_fields()), folder)
         with atomic_file(folder / STAMP) as temp:
             temp.write_text(stamp)
         written.append(period)
@@ -52,10 +52,11 @@ def write_period_outputs(history: History, registry: Registry, ws: Workspace, no
 def write_period(state: PeriodState, folder: Path) -> None:
     """The summary, the street's error report, report.json, findings.csv and the unit workbooks."""
     names = output_names(state.registry, state.period)
+    street = for_street(state.findings, state.registry.settings.mask_ids)  # masked once for the three outputs
     write_summary(state, folder / names["summary"])
-    write_street_report(state, folder / names["errors"])
-    write_report_json(state, folder / names["report"])
-    write_findings_csv(for_street(state.findings, state.registry.settings.mask_ids), folder / names["findings"])
+    write_street_report(state, folder / names["errors"], street)
+    write_report_json(state, folder / names["report"], street)
+    write_findings_csv(street, folder / names["findings"])
     write_unit_books(state, folder / UNIT_FOLDER)
 
 

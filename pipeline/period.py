@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 import pandas as pd
 
@@ -57,9 +58,9 @@ class PeriodState:
     floating: pd.DataFrame  # floating-register records of accepted returns, with unit
     generated_at: dt.datetime
 
-    @property
+    @cached_property
     def findings(self) -> list[Finding]:
-        """Every finding that stands for the period, errors first."""
+        """Every finding that stands for the period, errors first (sorted once: several outputs list them)."""
         quarantined = [f for r in self.returns if r.status == "quarantined" for f in self.findings_by_return[r.id]]
         return sorted([f for s in self.submissions for f in s.findings] + quarantined, key=sort_key)
 
@@ -67,8 +68,13 @@ class PeriodState:
         return next(s for s in self.submissions if s.unit.code == code)
 
 
-def load_period(history: History, registry: Registry, form: Form, period: str, now: dt.datetime) -> PeriodState:
-    """Everything the period's outputs show, read from the history store."""
+def load_period(history: History, registry: Registry, form: Form, period: str, now: dt.datetime,
+                floating_fields: tuple[str, ...] | None = None) -> PeriodState:
+    """Everything the period's outputs show, read from the history store.
+
+    `floating_fields`: the fields of the floating register the outputs read (the summary
+    counts by a few); the records hold only those, else every field.
+    """
     returns = history.returns(period=period)
     standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
     findings = history.findings_of([r.id for r in returns])
@@ -83,7 +89,7 @@ def load_period(history: History, registry: Registry, form: Form, period: str, n
     previous = shift(period, -1)  # read once: usually a month of the same statistical year
     last = monthly[previous] if previous in monthly else accepted_totals(history, previous, counts)
     accepted_ids = [r.id for r in standing.values() if r.status == "accepted"]
-    floating = history.persons_of(accepted_ids, "floating")
+    floating = history.persons_of(accepted_ids, "floating", floating_fields)
     floating["unit"] = floating["return_id"].map({r.id: r.unit for r in standing.values()})
     return PeriodState(period, registry, submissions, returns, findings,
                        street_table(monthly[period], ytd, codes), None if last.empty else last,
@@ -102,7 +108,7 @@ def fingerprint(history: History, registry: Registry, period: str) -> str:
     months = set(stat_year_months(period, registry.settings.stat_year_start_month)) | {shift(period, -1)}
     rows = [(r.id, r.status) for m in sorted(months) for r in history.returns(period=m)]
     ids = [r.id for r in history.returns(period=period)]
-    found = sum(len(v) for v in history.findings_of(ids).values())
+    found = history.count_findings(ids)
     settings = repr((registry.street, registry.units, registry.settings))
     payload = json.dumps([__version__, rows, found, settings], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -7,8 +7,12 @@ names last month's value.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
+import numpy as np
 import pandas as pd
 
 from pipeline.findings import Finding, finding
@@ -19,6 +23,56 @@ from pipeline.store.history import Layout
 from pipeline.validate.rows import fmt
 
 STOCK_FIGURES = ("期末人口", "已婚育龄妇女", "节育措施", "独生子女证", "流动人口", "流动育龄妇女", "持证人数")
+# The roster fields the rules below read, so that the store decodes only these of each
+# record (a field a record lacks reads as None): a first month needs only the birth dates
+# (births_against_roster). A rule that reads another field must add it here.
+ROSTER_FIELDS = ("身份证号", "姓名", "变动", "孕情", "末次生育日期", "备注", "_row")
+BASELINE_FIELDS = ("末次生育日期",)
+
+
+def roster_fields(baseline: bool) -> tuple[str, ...]:
+    """The roster fields reconcile() reads of a return: of a first month, or of a month and its last month."""
+    return BASELINE_FIELDS if baseline else ROSTER_FIELDS
+
+
+class Roster:
+    """One return's roster as columns (field → each row's value): only the fields the rules read."""
+
+    def __init__(self, columns: dict[str, list]):
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()), []))
+
+    def column(self, name: str) -> list:
+        return self.columns[name]
+
+    @cached_property
+    def records(self) -> list[dict]:
+        """Each row as a record {field: value}."""
+        names = list(self.columns)
+        return [dict(zip(names, row)) for row in zip(*self.columns.values())]
+
+
+class Figures:
+    """One return's long figures (grp, name, value), indexed once: a rule asks for dozens of sums."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, float | None]]):
+        self.by_name: dict[str, list[float]] = {}
+        self.by_group: dict[tuple[str, str], list[float]] = {}
+        for group, name, value in rows:
+            value = math.nan if value is None else value
+            self.by_name.setdefault(name, []).append(value)
+            self.by_group.setdefault((name, group), []).append(value)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "Figures":
+        return cls(zip(frame["grp"].tolist(), frame["name"].tolist(), frame["value"].tolist()))
+
+    def total(self, name: str, group: str | None = None) -> float | None:
+        """The sum of the rows of `name` (in `group`), blanks as 0, as pandas sums them; None if no row."""
+        values = self.by_name.get(name) if group is None else self.by_group.get((name, group))
+        return float(np.nansum(np.array(values, dtype=float))) if values else None
 
 
 @dataclass
@@ -29,8 +83,8 @@ class MonthReturn:
     unit_name: str
     period: str
     file: str
-    figures: pd.DataFrame  # grp, name, value
-    roster: pd.DataFrame  # id_number, grp, record (typed values, _row)
+    figures: Figures
+    roster: Roster  # the typed values of roster_fields(…) of each row
     layouts: dict[str, Layout]
 
     def at(self, sheet_key: str, column: str, row: int | None) -> dict:
@@ -41,10 +95,7 @@ class MonthReturn:
                 "column": layout.letters.get(column, "") if layout else ""}
 
     def figure(self, name: str, group: str | None = None) -> float | None:
-        rows = self.figures[self.figures["name"] == name]
-        if group is not None:
-            rows = rows[rows["grp"] == group]
-        return float(rows["value"].sum()) if len(rows) else None
+        return self.figures.total(name, group)
 
     def summary_row(self) -> int | None:
         """The row that stands for the unit as a whole: its 合计 row, else the header."""
@@ -76,8 +127,8 @@ def opening_population(this: MonthReturn, last: MonthReturn) -> list[Finding]:
 def roster_continuity(this: MonthReturn, last: MonthReturn, form: Form) -> list[Finding]:
     """Who stays, who leaves with a record, who comes new: last month's roster against this one."""
     exits, new = set(form.roster.exits), form.roster.new_entry
-    before = {r["身份证号"]: r for r in last.roster["record"]}
-    now = {r["身份证号"]: r for r in this.roster["record"]}
+    before = {r["身份证号"]: r for r in last.roster.records}
+    now = {r["身份证号"]: r for r in this.roster.records}
     header = this.layouts["roster"].header_row if "roster" in this.layouts else None
     found = []
     for number, r in before.items():
@@ -98,9 +149,9 @@ def roster_continuity(this: MonthReturn, last: MonthReturn, form: Form) -> list[
 def pregnancies_ended(this: MonthReturn, last: MonthReturn) -> list[Finding]:
     """孕中 last month and 无 now needs a birth date in this month or a word in 备注."""
     first, end = month_start(this.period).isoformat(), month_end(this.period).isoformat()
-    pregnant = {r["身份证号"] for r in last.roster["record"] if r.get("孕情") == "孕中"}
+    pregnant = {r["身份证号"] for r in last.roster.records if r.get("孕情") == "孕中"}
     found = []
-    for r in this.roster["record"]:
+    for r in this.roster.records:
         if r["身份证号"] in pregnant and r.get("孕情") == "无":
             born = r.get("末次生育日期") or ""
             if not (first <= born <= end) and not (r.get("备注") or "").strip():
@@ -127,10 +178,10 @@ def stock_swings(this: MonthReturn, last: MonthReturn, settings: Settings) -> li
 def births_against_roster(this: MonthReturn) -> list[Finding]:
     """The table's births equal the roster's women with a 末次生育日期 in the month."""
     births = this.figure("出生")
-    if births is None or this.roster.empty:
+    if births is None or not this.roster:
         return []
     first, end = month_start(this.period).isoformat(), month_end(this.period).isoformat()
-    mothers = sum(first <= (r.get("末次生育日期") or "") <= end for r in this.roster["record"])
+    mothers = sum(first <= (born or "") <= end for born in this.roster.column("末次生育日期"))
     if mothers == births:
         return []
     return [finding("births-vs-roster", **this.at("monthly", "出生", this.summary_row()), field="出生",

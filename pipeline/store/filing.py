@@ -3,6 +3,7 @@
 The order makes a crash harmless: the history row (with the file's destination) is
 committed first, the file is moved second. A file left in the inbox whose hash the
 history already knows, with its destination still empty, is moved on the next run.
+Checked returns are filed in batches: a batch's rows in one transaction, then its files.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from pipeline.intake.returns import ReturnFile, file_sha256
 from pipeline.store.history import History, StoredReturn
 from pipeline.store.ledger import archive_path, free_path, move_into, quarantine_path, safe_name, write_reason
 from pipeline.workspace import Workspace
+
+# Returns recorded per transaction. Each commit syncs the disk, and a return's persons
+# dirty index pages that the next returns touch again: one commit per batch, not per
+# return. A crash loses at most the batch's history rows; its files are still in the inbox.
+FILING_BATCH = 100
+PLACE_FIELDS = ("_cell", "_row", "_column")  # where a person stood in the return: all earlier_persons reads
+CHECKED = ("accepted", "rejected")  # verdicts of returns that went through the checks (not quarantined, not repeats)
 
 
 @dataclass
@@ -92,29 +100,57 @@ def file_checked(history: History, ws: Workspace, run_id: int, checked: list[Che
     """Record each checked return with its figures, registers and findings; archive the file."""
     add_earlier_warnings(history, earlier_warnings)  # first: redone harmlessly if a crash follows
     outcomes = []
-    for c in checked:
-        f = c.file
-        target = archive_path(ws.archive, f.period, f.unit, f.sha256, f.name, f.received_at)
-        stored = _stored(f, target, c.verdict, "")
-        with history.transaction() as db:
-            rid = history.add_return(db, stored, run_id)
-            history.add_figures(db, rid, c.figures)
-            for key, persons in c.persons.items():
-                history.add_persons(db, rid, key, persons)
-            history.add_findings(db, rid, c.findings)
-            for layout in c.layouts:
-                history.add_layout(db, rid, layout)
-            restand(history, db, f.unit.code, f.period)
-            history.mark_pending(db, f.unit.code, f.period)
-        move_into(f.path, target)
-        outcomes.append(Outcome(f.name, f.sha256, c.verdict, rid, f.unit.code, f.unit.name, f.period,
-                                filed_as=str(target)))
+    for start in range(0, len(checked), FILING_BATCH):
+        outcomes += file_batch(history, ws, run_id, checked[start:start + FILING_BATCH])
     return outcomes
 
 
-def restand(history: History, db, unit: str, period: str) -> None:
-    """The latest return of a unit and period stands (later 填报日期, then later arrival); older ones are superseded."""
-    candidates = [r for r in history.returns(unit=unit, period=period) if r.verdict in ("accepted", "rejected")]
+def file_batch(history: History, ws: Workspace, run_id: int, batch: list[CheckedReturn]) -> list[Outcome]:
+    """Record a batch of returns in one transaction, then move their files (history first: see above)."""
+    taken: set[Path] = set()
+    targets = []
+    for c in batch:
+        f = c.file
+        targets.append(archive_path(ws.archive, f.period, f.unit, f.sha256, f.name, f.received_at, taken))
+        taken.add(targets[-1])
+    with history.transaction() as db:
+        ids = [record_checked(history, db, run_id, c, target) for c, target in zip(batch, targets)]
+        for period in sorted({c.file.period for c in batch}):
+            restand_units(history, db, period, {c.file.unit.code for c in batch if c.file.period == period})
+    for c, target in zip(batch, targets):
+        move_into(c.file.path, target)
+    return [Outcome(c.file.name, c.file.sha256, c.verdict, rid, c.file.unit.code, c.file.unit.name, c.file.period,
+                    filed_as=str(target)) for c, rid, target in zip(batch, ids, targets)]
+
+
+def record_checked(history: History, db, run_id: int, c: CheckedReturn, target: Path) -> int:
+    """One checked return's history rows (its unit's months from this one on wait for reconciliation)."""
+    f = c.file
+    rid = history.add_return(db, _stored(f, target, c.verdict, ""), run_id)
+    history.add_figures(db, rid, c.figures)
+    for key, persons in c.persons.items():
+        history.add_persons(db, rid, key, persons)
+    history.add_findings(db, rid, c.findings)
+    for layout in c.layouts:
+        history.add_layout(db, rid, layout)
+    history.mark_pending(db, f.unit.code, f.period)
+    return rid
+
+
+def restand_units(history: History, db, period: str, units: set[str]) -> None:
+    """Which return stands for each of `units` in `period` (see _restand); the period's returns read once."""
+    returns: dict[str, list[StoredReturn]] = {}
+    for r in history.returns(period=period):
+        if r.unit in units:
+            returns.setdefault(r.unit, []).append(r)
+    for same_unit in returns.values():
+        _restand(history, db, same_unit)
+
+
+def _restand(history: History, db, returns: list[StoredReturn]) -> None:
+    """The latest of one unit's returns of a period stands (later 填报日期, then later arrival); older ones are
+    superseded. `returns`: all of that unit and period."""
+    candidates = [r for r in returns if r.verdict in CHECKED]
     if not candidates:
         return
     latest = max(candidates, key=lambda r: (r.filled_on or dt.date.min, r.received_at, r.id))
@@ -125,7 +161,7 @@ def restand(history: History, db, unit: str, period: str) -> None:
 
 
 def add_earlier_warnings(history: History, warnings: dict[int, list[Finding]]) -> None:
-    """Warnings found now about returns accepted before; each is added once only."""
+    """Findings made now about returns filed before (warnings; errors for this run's own); each added once only."""
     if not warnings:
         return
     held = history.findings_of(list(warnings))
@@ -136,30 +172,41 @@ def add_earlier_warnings(history: History, warnings: dict[int, list[Finding]]) -
             history.add_findings(db, rid, list({(f.code, f.sheet, f.cell): f for f in new}.values()))
 
 
-def earlier_persons(history: History, files: list[ReturnFile]) -> dict[str, pd.DataFrame]:
-    """Registers of the accepted returns that stand for the periods of `files`, other units only."""
+def earlier_persons(history: History, files: list[ReturnFile], run_id: int | None = None) -> dict[str, pd.DataFrame]:
+    """Registers of the returns already filed for the periods of `files`, for the street-wide ID rule.
+
+    The accepted returns of earlier runs that stand (other units only: a unit sending again
+    replaces hers), and every return this run (`run_id`) filed in an earlier batch, marked
+    `this_run`: checked as if in one batch with `files`.
+    """
     result = no_earlier_persons()
     for period in sorted({f.period for f in files}):
         resubmitting = {f.unit.code for f in files if f.period == period}
-        standing = [r for r in history.returns(period=period)
-                    if r.status == "accepted" and r.unit not in resubmitting]
-        if not standing:
+        this_run = {r.id for r in history.returns(period=period, run_id=run_id)} if run_id is not None else set()
+        filed = [r for r in history.returns(period=period) if r.verdict in CHECKED and r.id in this_run
+                 or r.status == "accepted" and r.id not in this_run and r.unit not in resubmitting]
+        if not filed:
             continue
-        info = {r.id: r for r in standing}
+        info = {r.id: r for r in filed}
         for key in REGISTERS:
-            persons = history.persons_of(list(info), key)
+            persons = history.persons_of(list(info), key, PLACE_FIELDS)
             if persons.empty:
                 continue
+            ids, records = persons["return_id"].tolist(), persons["record"].tolist()
             frame = pd.DataFrame({
-                "return_id": persons["return_id"], "unit": persons["return_id"].map(lambda i: info[i].unit),
-                "unit_name": "", "period": period,
-                "file": persons["return_id"].map(lambda i: info[i].file_name),
-                "id_number": persons["id_number"], "cell": persons["record"].map(lambda r: r.get("_cell", "")),
-                "row": persons["record"].map(lambda r: r.get("_row")),
-                "column": persons["record"].map(lambda r: r.get("_column", "")),
+                "return_id": persons["return_id"], "unit": [info[i].unit for i in ids],
+                "unit_name": "", "period": period, "file": [info[i].file_name for i in ids],
+                "id_number": persons["id_number"], "cell": [_text(r["_cell"]) for r in records],
+                "row": [r["_row"] for r in records], "column": [_text(r["_column"]) for r in records],
+                "this_run": [i in this_run for i in ids],
             })
             result[key] = pd.concat([result[key], frame], ignore_index=True)
     return result
+
+
+def _text(value: object) -> object:
+    """A record's place field: the pipeline always writes it; a record without one has ""."""
+    return "" if value is None else value
 
 
 def _stored(f: ReturnFile, target: Path, verdict: str, reason: str) -> StoredReturn:
@@ -169,9 +216,9 @@ def _stored(f: ReturnFile, target: Path, verdict: str, reason: str) -> StoredRet
 
 def settle_outcomes(history: History, outcomes: list[Outcome]) -> None:
     """After reconciliation: each checked return's final verdict and finding counts."""
-    found = history.findings_of([o.return_id for o in outcomes])
+    found = history.severities_of([o.return_id for o in outcomes])
     for o in outcomes:
-        o.errors = sum(f.severity == "error" for f in found[o.return_id])
-        o.warnings = sum(f.severity == "warning" for f in found[o.return_id])
+        o.errors = found[o.return_id].count("error")
+        o.warnings = found[o.return_id].count("warning")
         if o.status in ("accepted", "rejected"):  # as recheck sets the verdict: any error rejects
             o.status = "rejected" if o.errors else "accepted"

@@ -8,17 +8,19 @@ PRAGMA user_version; MIGRATIONS upgrade any older file in place, never from scra
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import gc
 import json
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 
 from pipeline.faults import durable_write
-from pipeline.findings import Finding
+from pipeline.findings import Finding, Severity
 
 # Each entry upgrades the store from version i to i + 1. Append; never edit a released one.
 MIGRATIONS: list[str] = [
@@ -93,15 +95,42 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-# Filing writes each return in a transaction of its own (crash safety), and every person
-# goes into the random-keyed index persons_by_id, so each commit dirties a few hundred
-# scattered index pages. A larger page cache keeps the index's upper levels and recent
+# Filing writes returns in transactions of a batch each (store/filing.py), and every person
+# goes into the random-keyed index persons_by_id, so each commit dirties many scattered
+# index pages. A larger page cache keeps the index's upper levels and recent
 # leaves in memory, and a longer WAL (checkpointed every ~80 MB rather than every 4 MB)
 # copies a page that several returns touched back into the file once, not each time.
 # Measured on 3,000 returns of ~560 persons: 54 s → 28–34 s. Durability is unchanged:
 # synchronous=FULL still syncs the WAL at every commit.
 CACHE_KIB = 65536
 WAL_CHECKPOINT_PAGES = 20000
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while bulk reads build many containers at once.
+
+    A run holds the returns it took in (millions of objects); each full collection that a
+    burst of allocations sets off walks them all (0.1–0.3 s at 1,000 returns, several times
+    per stage). What the bulk reads build holds no reference cycles, so nothing waits for
+    the collector meanwhile; refcounting frees it as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _bulk_read(method: Callable) -> Callable:
+    """A read that builds a container per row (records, findings): run with the collector paused."""
+    @functools.wraps(method)
+    def read(*args, **kwargs):
+        with paused_gc():
+            return method(*args, **kwargs)
+    return read
 
 
 @dataclass(frozen=True)
@@ -195,9 +224,11 @@ class History:
 
     def add_figures(self, db: sqlite3.Connection, return_id: int, rows: pd.DataFrame) -> None:
         """Long rows (grp, name, value) of one accepted return's monthly table."""
+        blank = rows["value"].isna().tolist()  # as pd.isna of each value, in one call
         db.executemany("INSERT INTO figures VALUES (?,?,?,?)",
-                       ((return_id, g, n, None if pd.isna(v) else float(v))
-                        for g, n, v in zip(rows["grp"].tolist(), rows["name"].tolist(), rows["value"].tolist())))
+                       ((return_id, g, n, None if b else float(v))
+                        for g, n, v, b in zip(rows["grp"].tolist(), rows["name"].tolist(), rows["value"].tolist(),
+                                              blank)))
 
     def add_persons(self, db: sqlite3.Connection, return_id: int, register: str, rows: pd.DataFrame) -> None:
         """Rows (id_number, grp, record as a dict or as its JSON text) of one return's register."""
@@ -226,15 +257,24 @@ class History:
                     json.dumps(layout.letters, ensure_ascii=False), json.dumps(layout.group_rows, ensure_ascii=False)))
 
     def layouts_of(self, return_id: int) -> dict[str, "Layout"]:
-        rows = self.db.execute("SELECT sheet_key, sheet, header_row, total_row, letters, group_rows FROM layouts"
-                               " WHERE return_id=?", (return_id,))
-        return {k: Layout(k, s, h, t, json.loads(letters), json.loads(groups)) for k, s, h, t, letters, groups in rows}
+        return self.layouts_by_return([return_id])[return_id]
+
+    @_bulk_read
+    def layouts_by_return(self, return_ids: list[int]) -> dict[int, dict[str, "Layout"]]:
+        """Each given return's layouts by sheet key."""
+        found: dict[int, dict[str, Layout]] = {i: {} for i in return_ids}
+        for chunk in _chunks(return_ids):
+            rows = self.db.execute("SELECT return_id, sheet_key, sheet, header_row, total_row, letters, group_rows"
+                                   f" FROM layouts WHERE return_id IN ({_marks(chunk)})", chunk)
+            for rid, k, s, h, t, letters, groups in rows:
+                found[rid][k] = Layout(k, s, h, t, json.loads(letters), json.loads(groups))
+        return found
 
     def returns(self, *, period: str | None = None, unit: str | None = None,
-                sha256: str | None = None) -> list[StoredReturn]:
+                sha256: str | None = None, run_id: int | None = None) -> list[StoredReturn]:
         sql, args = "SELECT id, sha256, file_name, archived_as, unit, period, verdict, status, received_at, filled_on," \
                     " reason FROM returns WHERE 1=1", []
-        for column, value in (("period", period), ("unit", unit), ("sha256", sha256)):
+        for column, value in (("period", period), ("unit", unit), ("sha256", sha256), ("run_id", run_id)):
             if value is not None:
                 sql += f" AND {column}=?"
                 args.append(value)
@@ -248,14 +288,15 @@ class History:
         """Unit → earliest month waiting for reconciliation."""
         return dict(self.db.execute("SELECT unit, MIN(period) FROM pending GROUP BY unit"))
 
-    def clear_pending(self, unit: str) -> None:
+    def clear_pending(self, units: list[str]) -> None:
         with self.transaction() as db:
-            db.execute("DELETE FROM pending WHERE unit=?", (unit,))
+            db.executemany("DELETE FROM pending WHERE unit=?", ((unit,) for unit in units))
 
     def periods(self) -> list[str]:
         return [p for (p,) in self.db.execute(
             "SELECT DISTINCT period FROM returns WHERE period IS NOT NULL ORDER BY period")]
 
+    @_bulk_read
     def findings_of(self, return_ids: list[int]) -> dict[int, list[Finding]]:
         found: dict[int, list[Finding]] = {i: [] for i in return_ids}
         for chunk in _chunks(return_ids):
@@ -265,6 +306,40 @@ class History:
                 found[rid].append(Finding.from_dict(json.loads(text)))
         return found
 
+    def count_findings(self, return_ids: list[int]) -> int:
+        """How many findings the given returns have."""
+        return sum(self.db.execute(f"SELECT COUNT(*) FROM findings WHERE return_id IN ({_marks(chunk)})",
+                                   chunk).fetchone()[0] for chunk in _chunks(return_ids))
+
+    @_bulk_read
+    def severities_of(self, return_ids: list[int]) -> dict[int, list[str]]:
+        """The severity of each finding of the given returns: findings_of without building the findings."""
+        found: dict[int, list[str]] = {i: [] for i in return_ids}
+        for chunk in _chunks(return_ids):
+            for rid, text in self.db.execute(f"SELECT return_id, finding FROM findings WHERE return_id IN "
+                                             f"({_marks(chunk)})", chunk):
+                found[rid].append(json.loads(text)["severity"])
+        return found
+
+    def blocked(self, return_ids: list[int]) -> set[int]:
+        """Those of the given returns with an error among their findings (an error blocks acceptance)."""
+        found = set()
+        for chunk in _chunks(return_ids):
+            # Only a finding whose text holds "error" can be one; decoding says whether it is.
+            for rid, text in self.db.execute(f"SELECT return_id, finding FROM findings WHERE return_id IN "
+                                             f"({_marks(chunk)}) AND instr(finding, 'error')", chunk):
+                if json.loads(text)["severity"] == Severity.ERROR:
+                    found.add(rid)
+        return found
+
+    def figure_rows(self, return_ids: list[int]) -> list[tuple[int, str, str, float | None]]:
+        """figures_of as plain rows (return_id, grp, name, value), for code that looks figures up one by one."""
+        rows = []
+        for chunk in _chunks(return_ids):
+            rows += self.db.execute(f"SELECT return_id, grp, name, value FROM figures WHERE return_id IN "
+                                    f"({_marks(chunk)})", chunk).fetchall()
+        return rows
+
     def figures_of(self, return_ids: list[int]) -> pd.DataFrame:
         """Long figures (return_id, grp, name, value) of the given returns."""
         frames = [pd.read_sql_query(
@@ -273,16 +348,57 @@ class History:
         return pd.concat(frames, ignore_index=True) if frames else \
             pd.DataFrame(columns=["return_id", "grp", "name", "value"])
 
-    def persons_of(self, return_ids: list[int], register: str) -> pd.DataFrame:
-        """(return_id, id_number, grp, record) of the given returns' register."""
-        rows = []
-        for c in _chunks(return_ids):
-            rows += self.db.execute(
-                f"SELECT return_id, id_number, grp, record FROM persons WHERE register=? AND return_id IN "
-                f"({','.join('?' * len(c))})", [register, *c]).fetchall()
-        frame = pd.DataFrame(rows, columns=["return_id", "id_number", "grp", "record"])
-        frame["record"] = frame["record"].map(json.loads)
+    @_bulk_read
+    def persons_of(self, return_ids: list[int], register: str, fields: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """(return_id, id_number, grp, record) of the given returns' register; with `fields`, each record
+        holds only those (see person_fields)."""
+        if fields is None:
+            rows = self._persons(return_ids, register, "return_id, id_number, grp, record")
+            records = _decode([row[3] for row in rows])
+        else:
+            rows, values = self._picked(return_ids, register, fields, "return_id, id_number, grp")
+            records = [dict(zip(fields, row)) for row in values]
+        frame = pd.DataFrame([row[:3] for row in rows], columns=["return_id", "id_number", "grp"])
+        frame["record"] = pd.Series(records, index=frame.index, dtype=object)
         return frame
+
+    @_bulk_read
+    def person_fields(self, return_ids: list[int], register: str,
+                      fields: tuple[str, ...]) -> dict[int, dict[str, list]]:
+        """Each given return's register as columns: field → the value of each row, in row order (None if absent)."""
+        rows, values = self._picked(return_ids, register, fields, "return_id")
+        by_return: dict[int, list[list]] = {i: [] for i in return_ids}
+        for (rid, *_), row in zip(rows, values):
+            by_return[rid].append(row)
+        return {rid: {name: list(column) for name, column in zip(fields, zip(*found))} if found
+                else {name: [] for name in fields} for rid, found in by_return.items()}
+
+    def _picked(self, return_ids: list[int], register: str, fields: tuple[str, ...],
+                columns: str) -> tuple[list[tuple], list[list]]:
+        """`columns` of each row of the given returns' register, and the values of `fields` in its record.
+
+        SQLite picks the fields out of each stored record and only those are decoded: a few
+        times cheaper than whole records. With two or more paths json_extract returns a JSON
+        array of each value's own text, so Python decodes the very values it would from the
+        whole record. A record SQLite cannot parse (Python writes NaN) is decoded whole instead.
+        """
+        paths = [f'$."{name}"' for name in fields] * (2 if len(fields) == 1 else 1)
+        try:
+            rows = self._persons(return_ids, register, f"{columns}, json_extract(record, {_marks(paths)})", paths)
+            values = _decode([row[-1] for row in rows])
+        except sqlite3.OperationalError:  # malformed JSON for SQLite
+            rows = self._persons(return_ids, register, f"{columns}, record")
+            values = [[record.get(name) for name in fields] for record in _decode([row[-1] for row in rows])]
+        return rows, values
+
+    def _persons(self, return_ids: list[int], register: str, columns: str,
+                 column_args: list[str] | None = None) -> list[tuple]:
+        """`columns` of the given returns' register, in row order."""
+        rows = []
+        for chunk in _chunks(return_ids):
+            rows += self.db.execute(f"SELECT {columns} FROM persons WHERE register=? AND return_id IN ({_marks(chunk)})",
+                                    [*(column_args or []), register, *chunk]).fetchall()
+        return rows
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -304,6 +420,15 @@ def migrate(db: sqlite3.Connection) -> None:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _decode(texts: list[str]) -> list:
+    """json.loads of each text, in one call: one JSON array of them all."""
+    return json.loads("[" + ",".join(texts) + "]")
+
+
+def _marks(values: list) -> str:
+    return ",".join("?" * len(values))
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:

@@ -36,20 +36,21 @@ def unit_folder(unit: Unit) -> str:
     return safe_name(f"{unit.code}_{unit.name}")
 
 
-def archive_path(root: Path, period: str, unit: Unit, sha256: str, file_name: str, received: dt.datetime) -> Path:
-    """archive/<period>/<code_name>/<received>_<hash12>_<original name>."""
+def archive_path(root: Path, period: str, unit: Unit, sha256: str, file_name: str, received: dt.datetime,
+                 taken: set[Path] | None = None) -> Path:
+    """archive/<period>/<code_name>/<received>_<hash12>_<original name>; not one of `taken` either."""
     stamp = received.strftime("%Y%m%d-%H%M%S")
-    return free_path(root / period / unit_folder(unit) / f"{stamp}_{sha256[:12]}_{safe_name(file_name)}")
+    return free_path(root / period / unit_folder(unit) / f"{stamp}_{sha256[:12]}_{safe_name(file_name)}", taken)
 
 
 def quarantine_path(root: Path, sha256: str, file_name: str, now: dt.datetime) -> Path:
     return free_path(root / now.strftime("%Y-%m") / f"{sha256[:12]}_{safe_name(file_name)}")
 
 
-def free_path(path: Path) -> Path:
-    """`path`, or path with ' (2)', ' (3)'… before its suffix if the name is taken."""
+def free_path(path: Path, taken: set[Path] | None = None) -> Path:
+    """`path`, or path with ' (2)', ' (3)'… before its suffix if the name is taken (on disk or in `taken`)."""
     candidate, n = path, 1
-    while candidate.exists():
+    while candidate.exists() or candidate in (taken or ()):
         n += 1
         candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
     return candidate

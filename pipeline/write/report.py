@@ -17,10 +17,10 @@ FINDING_FIELDS = ["code", "severity", "unit", "file", "sheet", "cell", "row", "c
 REPORT_FORMAT = 1
 
 
-def report_dict(state: PeriodState) -> dict:
-    """Each return's outcome and every standing finding of the period."""
+def report_dict(state: PeriodState, findings: list[Finding] | None = None) -> dict:
+    """Each return's outcome and every standing finding of the period (`findings`: those, as the street sees them)."""
     names = {u.code: u.name for u in state.registry.units}
-    findings = for_street(state.findings, state.registry.settings.mask_ids)
+    findings = for_street(state.findings, state.registry.settings.mask_ids) if findings is None else findings
     return {
         "format": REPORT_FORMAT,
         "street": {"code": state.registry.street.code, "name": state.registry.street.name,
@@ -42,9 +42,9 @@ def report_dict(state: PeriodState) -> dict:
     }
 
 
-def write_report_json(state: PeriodState, path: Path) -> None:
+def write_report_json(state: PeriodState, path: Path, findings: list[Finding] | None = None) -> None:
     with atomic_file(path) as temp:
-        temp.write_text(json.dumps(report_dict(state), ensure_ascii=False, indent=1), encoding="utf-8")
+        temp.write_text(json.dumps(report_dict(state, findings), ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 def write_findings_csv(findings: list[Finding], path: Path) -> None:

@@ -20,8 +20,9 @@ def finding_row(f: Finding, lang: str = "zh") -> list:
             f.expected, f.message_en if lang == "en" else f.message, f.code]
 
 
-def write_street_report(state: PeriodState, path: Path) -> None:
-    findings = for_street(state.findings, state.registry.settings.mask_ids)
+def write_street_report(state: PeriodState, path: Path, findings: list[Finding] | None = None) -> None:
+    """`findings`: the period's findings as the street sees them (masked), if already made."""
+    findings = for_street(state.findings, state.registry.settings.mask_ids) if findings is None else findings
     with atomic_file(path) as temp:
         book = new_workbook(temp)
         title = book.add_format({"bold": True, "font_size": 14})

@@ -117,12 +117,13 @@ def title_rows(ws: Worksheet, state: PeriodState, layout: dict, fmt: Formats, la
     merged(ws, 2, half + 1, last_col, f"{s['period_label']}:{values['period']}", fmt(align="right"))
 
 
-def figure_row(ws: Worksheet, row: int, label: str, figures: pd.Series | None, columns: list[Column],
+def figure_row(ws: Worksheet, row: int, label: str, figures: pd.Series | dict | None, columns: list[Column],
                fmt: Formats, **style: Any) -> None:
     """A label then one number (or blank) per column."""
     write_cell(ws, row, 0, label, fmt(border=1, **style))
+    values = figures.to_dict() if isinstance(figures, pd.Series) else figures  # a dict lookup per cell is cheaper
     for col, c in enumerate(columns, start=1):
-        value = number(figures.get(c.name)) if figures is not None else None
+        value = number(values.get(c.name)) if values is not None else None
         write_cell(ws, row, col, value, fmt(border=1, num_format=c.num_format, **style))
 
 
@@ -302,14 +303,21 @@ def floating_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: Formats
     counts = floating_counts(state.floating, spec["columns"], month_end(state.period))
     accepted = [s.unit.code for s in state.submissions if s.status == ACCEPTED]
     columns = [Column(h, h, count_format) for h in headers]
+    present = counts.reindex(accepted).fillna(0)  # a unit with nobody present counts 0
+    by_unit = dict(zip(present.index, present.to_dict("records")))
     for row, (label, code) in enumerate(unit_labels(state, layout), start=1):
-        units = accepted if code == TOTAL else [code] if code in accepted else []
-        figures = counts.reindex(units).fillna(0).sum() if units else None
+        figures = (present.sum() if accepted else None) if code == TOTAL else by_unit.get(code)
         figure_row(ws, row, label, figures, columns, fmt, bold=code == TOTAL)
     ws.freeze_panes(1, 1)
     ws.set_row(0, 30)
     ws.set_column(0, 0, 12)
     ws.set_column(1, len(headers), FIGURE_WIDTH)
+
+
+def floating_fields() -> tuple[str, ...]:
+    """The floating-register fields floating_counts reads: 流出日期 and each column's field."""
+    columns = load_schema_file(LAYOUT_FILE)["floating"]["columns"]
+    return tuple(dict.fromkeys(["流出日期", *(c["field"] for c in columns if "field" in c)]))
 
 
 def floating_counts(floating: pd.DataFrame, columns: list[dict], end: dt.date) -> pd.DataFrame:

@@ -1,0 +1,255 @@
+"""The bulk paths of the history store (issue 7) give what the one-by-one paths gave.
+
+Persons decoded in one call, fields picked out by SQLite, returns filed in batches,
+reconciliation read per month: each is checked here against the plain way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+import shutil
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from conftest import RUN_DAY, clean_return, drop, next_month
+from pipeline.check import REGISTERS, no_earlier_persons
+from pipeline.reconcile import Figures
+from pipeline.run import run
+from pipeline.store import filing, recheck
+from pipeline.store.history import History, StoredReturn
+from pipeline.workspace import Workspace
+from test_operations import mixed_inbox, outputs
+
+NAN_TEXT = '{"a": NaN, "_row": 4}'  # what json.dumps writes for a NaN: SQLite cannot parse it
+RECORDS = [
+    {"身份证号": "640104198105246987", "姓名": "王梅", "变动": "无", "_row": 3, "_cell": "C3", "_column": "C"},
+    {"身份证号": "11010119941031000X", "姓名": None, "备注": "说明\n\"引号\" \\ 反斜杠", "_row": 4},
+    {"a": 0.1 + 0.2, "b": 1e-7, "c": 12345678901234567890, "d": True, "e": False, "f": [1, "x", None],
+     "g": {"h": 1.5}, "i": -0.0, "j": "", "_row": 5},
+]
+FIELDS = ("身份证号", "姓名", "变动", "备注", "a", "b", "c", "d", "e", "f", "g", "i", "j", "_row", "absent")
+
+
+def store(tmp_path: Path, records_by_return: list[list[object]]) -> tuple[History, list[int]]:
+    """A history holding one return per list of records (dicts, or raw JSON texts), register 'roster'."""
+    history = History(tmp_path / "history.sqlite")
+    run_id = history.start_run(dt.datetime(2026, 11, 1))
+    ids = []
+    with history.transaction() as db:
+        for n, records in enumerate(records_by_return):
+            rid = history.add_return(db, StoredReturn(0, f"sha{n}", f"f{n}.xlsx", f"archive/f{n}.xlsx", "U01",
+                                                      "2026-10", "accepted", "accepted", dt.datetime(2026, 11, 1),
+                                                      None, ""), run_id)
+            rows = pd.DataFrame({"id_number": [f"ID{n}-{i}" for i in range(len(records))],
+                                 "grp": [None if i % 2 else "一组" for i in range(len(records))],
+                                 "record": pd.Series(records, dtype=object)})
+            history.add_persons(db, rid, "roster", rows)
+            ids.append(rid)
+    return history, ids
+
+
+def persons_one_by_one(history: History, ids: list[int]) -> pd.DataFrame:
+    """persons_of as it was: one json.loads per row."""
+    rows = history.db.execute(f"SELECT return_id, id_number, grp, record FROM persons WHERE register='roster' "
+                              f"AND return_id IN ({','.join('?' * len(ids))})", ids).fetchall()
+    frame = pd.DataFrame(rows, columns=["return_id", "id_number", "grp", "record"])
+    frame["record"] = frame["record"].map(json.loads)
+    return frame
+
+
+def same_value(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    return type(a) is type(b) and a == b and (not isinstance(a, float) or math.copysign(1, a) == math.copysign(1, b))
+
+
+def test_persons_decoded_in_bulk_are_those_decoded_one_by_one(tmp_path):
+    history, ids = store(tmp_path, [RECORDS, [NAN_TEXT], []])
+    for chosen in (ids, ids[:1], ids[2:], []):
+        bulk, single = history.persons_of(chosen, "roster"), persons_one_by_one(history, chosen)
+        pd.testing.assert_frame_equal(bulk, single)
+    nan = history.persons_of([ids[1]], "roster")["record"][0]["a"]
+    assert math.isnan(nan)
+
+
+@pytest.mark.parametrize("fields", [FIELDS, ("_row",), ("absent",), ("身份证号", "_row")])
+def test_picked_fields_are_the_values_of_the_whole_record(tmp_path, fields):
+    history, ids = store(tmp_path, [RECORDS, RECORDS[:1], [NAN_TEXT]])
+    for chosen in (ids[:2], ids):  # SQLite picks the fields; with the NaN record Python decodes it all
+        whole = history.persons_of(chosen, "roster")
+        picked = history.persons_of(chosen, "roster", fields)
+        pd.testing.assert_frame_equal(picked.drop(columns="record"), whole.drop(columns="record"))
+        columns = history.person_fields(chosen, "roster", fields)
+        seen: dict[int, int] = {}
+        for k, (rid, record) in enumerate(zip(whole["return_id"], whole["record"])):
+            row = seen[rid] = seen.get(rid, -1) + 1  # the row's place within its return
+            assert list(picked["record"][k]) == list(fields)
+            for name in fields:
+                assert same_value(picked["record"][k][name], record.get(name)), (name, record)
+                assert same_value(columns[rid][name][row], record.get(name)), (name, record)
+    assert history.person_fields([ids[0], 999], "roster", ("_row",))[999] == {"_row": []}
+
+
+def test_figures_are_summed_as_pandas_summed_them():
+    rng = random.Random(7)
+    for _ in range(200):
+        rows = [(rng.choice(["一组", "二组", "三组"]), rng.choice(["出生", "死亡", "期末人口"]),
+                 rng.choice([None, float("nan"), rng.randint(0, 500), rng.random() * 1e3, 0.1]))
+                for _ in range(rng.randint(0, 40))]
+        frame = pd.DataFrame(rows, columns=["grp", "name", "value"])
+        frame["value"] = frame["value"].astype(float)
+        figures = Figures.of(frame)
+        for name in ("出生", "死亡", "期末人口", "无此项"):
+            for group in (None, "一组", "二组", "无此组"):
+                picked = frame[frame["name"] == name]
+                picked = picked if group is None else picked[picked["grp"] == group]
+                expected = float(picked["value"].sum()) if len(picked) else None
+                assert figures.total(name, group) == expected, (rows, name, group)
+
+
+def history_contents(ws: Workspace) -> dict:
+    db = sqlite3.connect(ws.history)
+    root = str(ws.root)
+    return {
+        "returns": [tuple(str(v).replace(root, "") for v in row) for row in db.execute(
+            "SELECT sha256, file_name, archived_as, unit, period, verdict, status, filled_on FROM returns ORDER BY id")],
+        "figures": db.execute("SELECT * FROM figures ORDER BY return_id, grp, name").fetchall(),
+        "persons": db.execute("SELECT * FROM persons ORDER BY rowid").fetchall(),
+        "findings": db.execute("SELECT return_id, stage, finding FROM findings ORDER BY return_id, rowid").fetchall(),
+        "layouts": db.execute("SELECT * FROM layouts ORDER BY return_id, sheet_key").fetchall(),
+        "pending": db.execute("SELECT * FROM pending ORDER BY rowid").fetchall(),
+    }
+
+
+@pytest.fixture
+def inbox_template(tmp_path: Path, street) -> Path:
+    """A working folder with a mixed inbox and a September return; copied so that every run files the same bytes."""
+    ws = Workspace.at(tmp_path / "template", street.settings)
+    ws.create()
+    mixed_inbox(ws, street)
+    drop(ws, "甲村九月.xlsx", clean_return(street, "U01", "2026-09", first_serial=80))
+    return ws.root
+
+
+def copy_of(template: Path, root: Path, street) -> Workspace:
+    shutil.copytree(template, root)
+    return Workspace.at(root, street.settings)
+
+
+def filed_with_batches_of(size: int, template: Path, root: Path, street, monkeypatch) -> Workspace:
+    monkeypatch.setattr(filing, "FILING_BATCH", size)
+    ws = copy_of(template, root, street)
+    run(ws, street, now=RUN_DAY)
+    return ws
+
+
+def test_filing_in_batches_records_what_filing_one_by_one_did(tmp_path, street, monkeypatch, inbox_template):
+    one = filed_with_batches_of(1, inbox_template, tmp_path / "one", street, monkeypatch)
+    for size in (2, 100):
+        batched = filed_with_batches_of(size, inbox_template, tmp_path / f"batch-{size}", street, monkeypatch)
+        assert history_contents(batched) == history_contents(one)
+        assert outputs(batched.outbox) == outputs(one.outbox)
+        assert not list(batched.inbox.glob("*.xlsx"))
+
+
+def test_a_crash_after_a_batch_commit_leaves_its_files_for_the_next_run(tmp_path, street, monkeypatch,
+                                                                       inbox_template):
+    reference = filed_with_batches_of(100, inbox_template, tmp_path / "reference", street, monkeypatch)
+    ws = copy_of(inbox_template, tmp_path / "crashed", street)
+    moved = []
+    real_move = filing.move_into
+
+    def power_cut_after_one_move(source, target):  # into the archive; the junk file goes to quarantine before
+        if moved:
+            raise KeyboardInterrupt("power cut")
+        real_move(source, target)
+        if ws.archive in target.parents:
+            moved.append(target)
+
+    monkeypatch.setattr(filing, "move_into", power_cut_after_one_move)
+    with pytest.raises(KeyboardInterrupt):
+        run(ws, street, now=RUN_DAY)
+    with History(ws.history) as h:
+        assert len([r for r in h.returns() if r.verdict in ("accepted", "rejected")]) == 4  # committed, not moved
+    assert len(list(ws.inbox.glob("*.xlsx"))) == 3
+    monkeypatch.setattr(filing, "move_into", real_move)
+    run(ws, street, now=RUN_DAY)
+    assert not list(ws.inbox.glob("*.xlsx"))
+    assert history_contents(ws) == history_contents(reference)
+    assert outputs(ws.outbox) == outputs(reference.outbox)
+
+
+def earlier_persons_one_by_one(history: History, files, run_id: int | None) -> dict[str, pd.DataFrame]:
+    """earlier_persons the plain way: whole records, a lambda per row."""
+    result = no_earlier_persons()
+    for period in sorted({f.period for f in files}):
+        resubmitting = {f.unit.code for f in files if f.period == period}
+        mine = {r.id for r in history.returns(period=period) if run_id is not None
+                and history.db.execute("SELECT run_id FROM returns WHERE id=?", (r.id,)).fetchone()[0] == run_id}
+        filed = [r for r in history.returns(period=period)
+                 if (r.id in mine and r.verdict in ("accepted", "rejected"))
+                 or (r.id not in mine and r.status == "accepted" and r.unit not in resubmitting)]
+        if not filed:
+            continue
+        info = {r.id: r for r in filed}
+        for key in REGISTERS:
+            persons = history.persons_of(list(info), key)
+            if persons.empty:
+                continue
+            frame = pd.DataFrame({
+                "return_id": persons["return_id"], "unit": persons["return_id"].map(lambda i: info[i].unit),
+                "unit_name": "", "period": period,
+                "file": persons["return_id"].map(lambda i: info[i].file_name),
+                "id_number": persons["id_number"], "cell": persons["record"].map(lambda r: r.get("_cell", "")),
+                "row": persons["record"].map(lambda r: r.get("_row")),
+                "column": persons["record"].map(lambda r: r.get("_column", "")),
+                "this_run": persons["return_id"].map(lambda i: i in mine),
+            })
+            result[key] = pd.concat([result[key], frame], ignore_index=True)
+    return result
+
+
+def test_earlier_persons_are_those_whole_records_gave(workspace, street):
+    mixed_inbox(workspace, street)
+    run(workspace, street, now=RUN_DAY)
+    with History(workspace.history) as h:
+        run_id = h.db.execute("SELECT MAX(id) FROM runs").fetchone()[0]
+        for units in (["U03"], ["U01"], ["U01", "U02", "U03"]):
+            files = [SimpleNamespace(period="2026-10", unit=SimpleNamespace(code=u)) for u in units]
+            for this_run in (None, run_id, run_id + 1):
+                fast, plain = filing.earlier_persons(h, files, this_run), earlier_persons_one_by_one(h, files, this_run)
+                for key in REGISTERS:
+                    pd.testing.assert_frame_equal(fast[key], plain[key])
+        files = [SimpleNamespace(period="2026-10", unit=SimpleNamespace(code="U01"))]
+        roster = filing.earlier_persons(h, files, run_id)["roster"]
+        assert set(roster["unit"]) == {"U01", "U02", "U03"} and roster["this_run"].all()  # U03's is rejected
+        assert set(filing.earlier_persons(h, files, None)["roster"]["unit"]) == {"U02"}
+
+
+def test_reconciling_units_together_equals_one_at_a_time(tmp_path, street, monkeypatch):
+    template = Workspace.at(tmp_path / "template", street.settings)
+    template.create()
+    for n, code in enumerate(["U01", "U02", "U03"]):
+        sep = clean_return(street, code, "2026-09", first_serial=1 + 30 * n)
+        oct_ = next_month(sep)
+        if code == "U02":
+            oct_.monthly.at[0, "期初人口"] += 4  # one defect, so that findings and verdicts are compared too
+            oct_.monthly.at[0, "期末人口"] += 4
+        drop(template, f"{code}-sep.xlsx", sep)
+        drop(template, f"{code}-oct.xlsx", oct_)
+    contents = []
+    for at_once in (1, recheck.UNITS_AT_ONCE):
+        monkeypatch.setattr(recheck, "UNITS_AT_ONCE", at_once)
+        ws = copy_of(template.root, tmp_path / f"at-once-{at_once}", street)
+        run(ws, street, now=RUN_DAY)
+        contents.append((history_contents(ws), outputs(ws.outbox)))
+    assert contents[0] == contents[1]
+    findings = [json.loads(f)["code"] for _, stage, f in contents[0][0]["findings"] if stage == "reconcile"]
+    assert findings.count("opening-mismatch") == 1 and findings.count("reconcile-baseline") == 3
