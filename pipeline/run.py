@@ -20,8 +20,8 @@ from filelock import FileLock, Timeout
 from pipeline.check import check_returns, no_earlier_persons, period_mismatch
 from pipeline.faults import pause_in_lock
 from pipeline.findings import Finding
-from pipeline.forms import load_form
-from pipeline.intake.returns import ReturnFile, take_in_all
+from pipeline.forms import Form, load_form
+from pipeline.intake.returns import ReturnFile, take_in_all, take_in_batches
 from pipeline.outputs import write_period_outputs
 from pipeline.registry import Registry
 from pipeline.store.filing import (Outcome, earlier_persons, file_checked, file_quarantined, file_repeat,
@@ -36,6 +36,7 @@ EXIT_ALL_ACCEPTED, EXIT_SOME_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
 Progress = Callable[[str, int, int], None]  # (stage, done, total), for a progress bar
 DEFAULT_WORKERS = os.cpu_count() or 1  # one reading process per core
 LOCK_TIMEOUT_SECONDS = 60.0
+BATCH_RETURNS = 250  # returns checked and filed together: memory stays that of a batch, pandera runs N/250 times
 
 
 @dataclass
@@ -46,6 +47,15 @@ class RunResult:
     periods_written: list[str] = field(default_factory=list)
     left_in_inbox: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # intake, validate, file, reconcile, write
+
+    def timed_batches(self, batches: Iterator[list[ReturnFile]]) -> Iterator[list[ReturnFile]]:
+        """The batches, the wait for each counted as intake."""
+        while True:
+            with self.timed("intake"):
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -105,24 +115,11 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
     with History(ws.history) as history:
         with result.timed("intake"):
             files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
-            taken = take_in_all(files, registry, form, per_file.executor, workers=per_file.workers,
-                                progress=lambda done, total: progress("intake", done, total))
-        wanted = [f for f in taken if period is None or f.period in (period, None)]
-        result.left_in_inbox = [f.name for f in taken if f not in wanted]
-        with result.timed("file"):
-            fresh, repeats = split_repeats(wanted, history)
-            if wanted:
-                result.run_id = history.start_run(now)
-            result.outcomes += [file_repeat(history, ws, result.run_id, f) for f in repeats]
-            result.outcomes += [file_quarantined(history, ws, result.run_id, f, now)
-                                for f in fresh if f.quarantine_reason]
-        identified = [f for f in fresh if not f.quarantine_reason]
-        progress("validate", 1, 1)
-        with result.timed("validate"):
-            checked, warnings = check_returns(identified, registry, form, now.date(),
-                                              earlier_persons(history, identified))
-        with result.timed("file"):
-            filed = file_checked(history, ws, result.run_id, checked, warnings)
+        batches = take_in_batches(files, registry, form, per_file.executor, workers=per_file.workers,
+                                  progress=lambda done, total: progress("intake", done, total), batch=BATCH_RETURNS)
+        filed = []
+        for taken in result.timed_batches(batches):
+            filed += _file_batch(history, ws, registry, form, taken, period, now, result)
         progress("reconcile", 1, 1)
         with result.timed("reconcile"):
             reconcile_pending(history, registry, form)  # also what a killed run left undone
@@ -134,6 +131,25 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
         if result.run_id is not None:
             history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))
     return result
+
+
+def _file_batch(history: History, ws: Workspace, registry: Registry, form: Form, taken: list[ReturnFile],
+                period: str | None, now: dt.datetime, result: RunResult) -> list[Outcome]:
+    """Check and file one batch of taken-in returns; repeats and quarantined files go into `result` at once."""
+    wanted = [f for f in taken if period is None or f.period in (period, None)]
+    result.left_in_inbox += [f.name for f in taken if f not in wanted]
+    with result.timed("file"):
+        fresh, repeats = split_repeats(wanted, history)
+        if wanted and result.run_id is None:
+            result.run_id = history.start_run(now)
+        result.outcomes += [file_repeat(history, ws, result.run_id, f) for f in repeats]
+        result.outcomes += [file_quarantined(history, ws, result.run_id, f, now) for f in fresh if f.quarantine_reason]
+    identified = [f for f in fresh if not f.quarantine_reason]
+    with result.timed("validate"):
+        checked, earlier_findings = check_returns(identified, registry, form, now.date(),
+                                                  earlier_persons(history, identified, result.run_id))
+    with result.timed("file"):
+        return file_checked(history, ws, result.run_id, checked, earlier_findings)
 
 
 def _silent(stage: str, done: int, total: int) -> None:
