@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from json.encoder import encode_basestring as _json_text  # what json.dumps(…, ensure_ascii=False) uses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -25,6 +25,7 @@ from pipeline.validate.registers import GROUP
 from pipeline.validate.street import ids_in_other_units
 
 REGISTERS = {"roster": "women", "floating": "floating"}  # form sheet key -> Validated attribute
+EarlierPersons = Callable[[str, list[str]], pd.DataFrame]  # (sheet key, ID numbers) -> filed persons holding them
 
 
 @dataclass
@@ -48,14 +49,15 @@ def return_keys(files: list[ReturnFile]) -> dict[int, ReturnKey]:
 
 
 def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today: dt.date,
-                  earlier_persons: dict[str, pd.DataFrame]) -> tuple[list[CheckedReturn], dict[int, list[Finding]]]:
+                  earlier_persons: EarlierPersons) -> tuple[list[CheckedReturn], dict[int, list[Finding]]]:
     """Findings and verdicts for identified returns, plus findings for returns filed before them.
 
-    `earlier_persons[sheet key]` holds the persons of returns already filed (accepted in an
-    earlier run, or filed by this run in an earlier batch) whose IDs the street-wide
-    duplicate-ID rule must see (return_id, unit, id_number, cell, row, this_run, …).
+    `earlier_persons(sheet key, ID numbers)` gives the persons holding those IDs in returns
+    already filed (accepted in an earlier run, or filed by this run in an earlier batch),
+    for the street-wide duplicate-ID rule (return_id, unit, id_number, cell, row, this_run, …).
     """
     keys = return_keys(files)
+    names = {u.code: u.name for u in registry.units}
     validated = validate_returns({i: f.tables for i, f in enumerate(files)}, keys, form, today)
     found = {i: f.findings + validated.findings[i] for i, f in enumerate(files)}
     index_of = {k.file: i for i, k in reversed(keys.items())}  # the first return of that file name
@@ -63,7 +65,9 @@ def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today
     for key, attr in REGISTERS.items():
         typed = getattr(validated, attr)
         letters = {i: f.tables[key].letters for i, f in enumerate(files) if key in f.tables}
-        errors, warnings = ids_in_other_units(typed, earlier_persons[key], form.sheets[key].name, keys, letters)
+        earlier = earlier_persons(key, typed["身份证号"].dropna().unique().tolist())
+        earlier["unit_name"] = [names.get(code, "") for code in earlier["unit"].tolist()]
+        errors, warnings = ids_in_other_units(typed, earlier, form.sheets[key].name, keys, letters)
         for f in errors:
             found[index_of[f.file]].append(f)
         for rid, ws in warnings.items():
@@ -235,10 +239,12 @@ def _plain(value: object) -> object:
     return value
 
 
-def no_earlier_persons() -> dict[str, pd.DataFrame]:
-    """No returns accepted before: an empty register per kind."""
-    columns = ["return_id", "unit", "unit_name", "period", "file", "id_number", "cell", "row", "column", "this_run"]
-    return {key: pd.DataFrame(columns=columns) for key in REGISTERS}
+EARLIER_COLUMNS = ["return_id", "unit", "unit_name", "period", "file", "id_number", "cell", "row", "column", "this_run"]
+
+
+def no_earlier_persons() -> EarlierPersons:
+    """No returns filed before: nobody holds any ID."""
+    return lambda key, id_numbers: pd.DataFrame(columns=EARLIER_COLUMNS)
 
 
 def period_mismatch(file: ReturnFile, period: str) -> Finding:

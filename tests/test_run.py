@@ -140,3 +140,31 @@ def test_reports_in_english_when_asked(workspace, street):
     [unit_book] = (workspace.outbox / PERIOD / UNIT_FOLDER).glob("*.xlsx")
     listing = openpyxl.load_workbook(unit_book).worksheets[0]
     assert any("does not balance" in str(v) for row in listing.iter_rows(values_only=True) for v in row if v)
+
+
+def test_a_run_in_batches_of_one_gives_what_one_batch_gives(tmp_path, street, monkeypatch):
+    """Memory is a batch's, the outcome is the run's: the street ID rule spans the batches."""
+    import pipeline.run as pipeline_run
+    from pipeline.workspace import Workspace
+
+    first, second = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
+    third = clean_return(street, "U03", first_serial=60)
+    second.floating.at[0, "身份证号"] = first.floating.at[0, "身份证号"]  # one person in two units
+    third.monthly.at[0, "期末人口"] += 1  # and one return rejected for its own error
+    results = {}
+    for batch in (1, 250):
+        ws = Workspace.at(tmp_path / str(batch), street.settings)
+        ws.create()
+        for name, data in (("a_甲村.xlsx", first), ("b_乙社区.xlsx", second), ("c_丙村.xlsx", third)):
+            drop(ws, name, data)
+        monkeypatch.setattr(pipeline_run, "BATCH_RETURNS", batch)
+        result = run(ws, street, now=RUN_DAY, workers=1)
+        report = json.loads((ws.outbox / PERIOD / "report.json").read_text(encoding="utf-8"))
+        results[batch] = (sorted((o.file, o.status, o.errors, o.warnings) for o in result.outcomes),
+                          report["findings"])
+    assert results[1] == results[250]
+    outcomes, findings = results[1]
+    assert [o[:3] for o in outcomes] == [("a_甲村.xlsx", "rejected", 1), ("b_乙社区.xlsx", "rejected", 1),
+                                         ("c_丙村.xlsx", "rejected", 1)]
+    assert sorted(f["unit"] for f in findings if f["code"] == "id-in-other-unit" and f["severity"] == "error") == \
+        ["U01", "U02"]

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from conftest import RUN_DAY, clean_return, drop, next_month
-from pipeline.check import REGISTERS, no_earlier_persons
+from pipeline.check import EARLIER_COLUMNS, REGISTERS
 from pipeline.reconcile import Figures
 from pipeline.run import run
 from pipeline.store import filing, recheck
@@ -188,7 +188,7 @@ def test_a_crash_after_a_batch_commit_leaves_its_files_for_the_next_run(tmp_path
 
 def earlier_persons_one_by_one(history: History, files, run_id: int | None) -> dict[str, pd.DataFrame]:
     """earlier_persons the plain way: whole records, a lambda per row."""
-    result = no_earlier_persons()
+    result = {key: pd.DataFrame(columns=EARLIER_COLUMNS) for key in REGISTERS}
     for period in sorted({f.period for f in files}):
         resubmitting = {f.unit.code for f in files if f.period == period}
         mine = {r.id for r in history.returns(period=period) if run_id is not None
@@ -224,13 +224,23 @@ def test_earlier_persons_are_those_whole_records_gave(workspace, street):
         for units in (["U03"], ["U01"], ["U01", "U02", "U03"]):
             files = [SimpleNamespace(period="2026-10", unit=SimpleNamespace(code=u)) for u in units]
             for this_run in (None, run_id, run_id + 1):
-                fast, plain = filing.earlier_persons(h, files, this_run), earlier_persons_one_by_one(h, files, this_run)
+                lookup, plain = filing.earlier_persons(h, files, this_run), earlier_persons_one_by_one(h, files, this_run)
                 for key in REGISTERS:
-                    pd.testing.assert_frame_equal(fast[key], plain[key])
+                    every = plain[key]["id_number"].unique().tolist()
+                    assert_same_rows(lookup(key, every + ["110101199001011234"]), plain[key])
+                    some = every[::7]  # asked for a few IDs: only the persons holding them
+                    assert_same_rows(lookup(key, some), plain[key][plain[key]["id_number"].isin(some)])
         files = [SimpleNamespace(period="2026-10", unit=SimpleNamespace(code="U01"))]
-        roster = filing.earlier_persons(h, files, run_id)["roster"]
+        everyone = h.db.execute("SELECT DISTINCT id_number FROM persons WHERE register='roster'").fetchall()
+        roster = filing.earlier_persons(h, files, run_id)("roster", [n for (n,) in everyone])
         assert set(roster["unit"]) == {"U01", "U02", "U03"} and roster["this_run"].all()  # U03's is rejected
-        assert set(filing.earlier_persons(h, files, None)["roster"]["unit"]) == {"U02"}
+        assert set(filing.earlier_persons(h, files, None)("roster", [n for (n,) in everyone])["unit"]) == {"U02"}
+
+
+def assert_same_rows(found: pd.DataFrame, expected: pd.DataFrame) -> None:
+    order = ["return_id", "cell"]
+    pd.testing.assert_frame_equal(found.sort_values(order).reset_index(drop=True).astype(object),
+                                  expected.sort_values(order).reset_index(drop=True).astype(object))
 
 
 def test_reconciling_units_together_equals_one_at_a_time(tmp_path, street, monkeypatch):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.check import REGISTERS, CheckedReturn, no_earlier_persons
+from pipeline.check import EARLIER_COLUMNS, CheckedReturn, EarlierPersons
 from pipeline.findings import Finding
 from pipeline.intake.returns import ReturnFile, file_sha256
 from pipeline.store.history import History, StoredReturn
@@ -172,36 +172,43 @@ def add_earlier_warnings(history: History, warnings: dict[int, list[Finding]]) -
             history.add_findings(db, rid, list({(f.code, f.sheet, f.cell): f for f in new}.values()))
 
 
-def earlier_persons(history: History, files: list[ReturnFile], run_id: int | None = None) -> dict[str, pd.DataFrame]:
-    """Registers of the returns already filed for the periods of `files`, for the street-wide ID rule.
+def earlier_persons(history: History, files: list[ReturnFile], run_id: int | None = None) -> EarlierPersons:
+    """The persons already filed for the periods of `files`, looked up by ID for the street-wide ID rule.
 
     The accepted returns of earlier runs that stand (other units only: a unit sending again
     replaces hers), and every return this run (`run_id`) filed in an earlier batch, marked
-    `this_run`: checked as if in one batch with `files`.
+    `this_run`: checked as if in one batch with `files`. Only the persons holding one of
+    the IDs asked for are read: a city's period holds millions.
     """
-    result = no_earlier_persons()
+    filed_by_period: dict[str, dict[int, StoredReturn]] = {}
+    this_run: set[int] = set()
     for period in sorted({f.period for f in files}):
         resubmitting = {f.unit.code for f in files if f.period == period}
-        this_run = {r.id for r in history.returns(period=period, run_id=run_id)} if run_id is not None else set()
-        filed = [r for r in history.returns(period=period) if r.verdict in CHECKED and r.id in this_run
-                 or r.status == "accepted" and r.id not in this_run and r.unit not in resubmitting]
-        if not filed:
-            continue
-        info = {r.id: r for r in filed}
-        for key in REGISTERS:
-            persons = history.persons_of(list(info), key, PLACE_FIELDS)
+        mine = {r.id for r in history.returns(period=period, run_id=run_id)} if run_id is not None else set()
+        this_run |= mine
+        filed_by_period[period] = {r.id: r for r in history.returns(period=period)
+                                   if r.verdict in CHECKED and r.id in mine
+                                   or r.status == "accepted" and r.id not in mine and r.unit not in resubmitting}
+
+    def holding(key: str, id_numbers: list[str]) -> pd.DataFrame:
+        frames = [pd.DataFrame(columns=EARLIER_COLUMNS)]
+        for period, info in filed_by_period.items():
+            if not info or not id_numbers:
+                continue
+            persons = history.persons_of(list(info), key, PLACE_FIELDS, id_numbers=id_numbers)
             if persons.empty:
                 continue
             ids, records = persons["return_id"].tolist(), persons["record"].tolist()
-            frame = pd.DataFrame({
+            frames.append(pd.DataFrame({
                 "return_id": persons["return_id"], "unit": [info[i].unit for i in ids],
                 "unit_name": "", "period": period, "file": [info[i].file_name for i in ids],
                 "id_number": persons["id_number"], "cell": [_text(r["_cell"]) for r in records],
                 "row": [r["_row"] for r in records], "column": [_text(r["_column"]) for r in records],
                 "this_run": [i in this_run for i in ids],
-            })
-            result[key] = pd.concat([result[key], frame], ignore_index=True)
-    return result
+            }))
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    return holding
 
 
 def _text(value: object) -> object:

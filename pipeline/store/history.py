@@ -15,7 +15,7 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -349,14 +349,15 @@ class History:
             pd.DataFrame(columns=["return_id", "grp", "name", "value"])
 
     @_bulk_read
-    def persons_of(self, return_ids: list[int], register: str, fields: tuple[str, ...] | None = None) -> pd.DataFrame:
+    def persons_of(self, return_ids: list[int], register: str, fields: tuple[str, ...] | None = None,
+                   id_numbers: Iterable[str] | None = None) -> pd.DataFrame:
         """(return_id, id_number, grp, record) of the given returns' register; with `fields`, each record
-        holds only those (see person_fields)."""
+        holds only those (see person_fields); with `id_numbers`, only the persons holding one of them."""
         if fields is None:
-            rows = self._persons(return_ids, register, "return_id, id_number, grp, record")
+            rows = self._persons(return_ids, register, "return_id, id_number, grp, record", id_numbers=id_numbers)
             records = _decode([row[3] for row in rows])
         else:
-            rows, values = self._picked(return_ids, register, fields, "return_id, id_number, grp")
+            rows, values = self._picked(return_ids, register, fields, "return_id, id_number, grp", id_numbers)
             records = [dict(zip(fields, row)) for row in values]
         frame = pd.DataFrame([row[:3] for row in rows], columns=["return_id", "id_number", "grp"])
         frame["record"] = pd.Series(records, index=frame.index, dtype=object)
@@ -374,7 +375,7 @@ class History:
                 else {name: [] for name in fields} for rid, found in by_return.items()}
 
     def _picked(self, return_ids: list[int], register: str, fields: tuple[str, ...],
-                columns: str) -> tuple[list[tuple], list[list]]:
+                columns: str, id_numbers: Iterable[str] | None = None) -> tuple[list[tuple], list[list]]:
         """`columns` of each row of the given returns' register, and the values of `fields` in its record.
 
         SQLite picks the fields out of each stored record and only those are decoded: a few
@@ -384,20 +385,31 @@ class History:
         """
         paths = [f'$."{name}"' for name in fields] * (2 if len(fields) == 1 else 1)
         try:
-            rows = self._persons(return_ids, register, f"{columns}, json_extract(record, {_marks(paths)})", paths)
+            rows = self._persons(return_ids, register, f"{columns}, json_extract(record, {_marks(paths)})", paths,
+                                 id_numbers)
             values = _decode([row[-1] for row in rows])
         except sqlite3.OperationalError:  # malformed JSON for SQLite
-            rows = self._persons(return_ids, register, f"{columns}, record")
+            rows = self._persons(return_ids, register, f"{columns}, record", id_numbers=id_numbers)
             values = [[record.get(name) for name in fields] for record in _decode([row[-1] for row in rows])]
         return rows, values
 
     def _persons(self, return_ids: list[int], register: str, columns: str,
-                 column_args: list[str] | None = None) -> list[tuple]:
-        """`columns` of the given returns' register, in row order."""
+                 column_args: list[str] | None = None, id_numbers: Iterable[str] | None = None) -> list[tuple]:
+        """`columns` of the given returns' register, in row order; with `id_numbers`, only rows holding one.
+
+        The ID numbers go into a temporary table: a batch of returns holds ~10^5 of them, and
+        only the few rows that match are read out of a register of ~10^7.
+        """
+        only = ""
+        if id_numbers is not None:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_ids (id_number TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM wanted_ids")
+            self.db.executemany("INSERT OR IGNORE INTO wanted_ids VALUES (?)", ((n,) for n in id_numbers))
+            only = " AND id_number IN (SELECT id_number FROM wanted_ids)"
         rows = []
         for chunk in _chunks(return_ids):
-            rows += self.db.execute(f"SELECT {columns} FROM persons WHERE register=? AND return_id IN ({_marks(chunk)})",
-                                    [*(column_args or []), register, *chunk]).fetchall()
+            rows += self.db.execute(f"SELECT {columns} FROM persons WHERE register=? AND return_id IN ({_marks(chunk)})"
+                                    f"{only}", [*(column_args or []), register, *chunk]).fetchall()
         return rows
 
 
