@@ -3,17 +3,22 @@
 Tolerates title rows above the header, headers with spaces, full-width characters or
 aliases, columns in any order, blank rows and notes under the table. Every value keeps
 the Excel row and column letter it came from, so findings point into the clerk's file.
+
+`locate_rows` is plain Python (it runs in the reading processes, which have no pandas);
+`framed` makes the pandas table the checks work on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipeline.forms import SheetSpec
 from pipeline.intake.read import Cell, RawSheet
 from pipeline.text import normalise_label
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HEADER_SEARCH_ROWS = 30
 MAX_LABEL = 24  # characters: longer cell texts are never a column header
@@ -37,6 +42,20 @@ class HeaderProblem:
     column: str
     cell: str = ""
     row: int | None = None
+
+
+@dataclass
+class LocatedRows:
+    """A sheet's table as plain lists: what a reading process sends back."""
+
+    sheet: str
+    header_row: int  # Excel row number of the header (0: no header found)
+    rows: list[int]  # Excel row number of each data row
+    columns: dict[str, list[Cell]]  # canonical column name -> its cells, one per data row
+    letters: dict[str, str]  # canonical column name -> Excel letter
+    total: dict[str, Cell] | None = None  # the 合计 row, if any
+    total_row: int | None = None
+    problems: list[HeaderProblem] = field(default_factory=list)
 
 
 @dataclass
@@ -69,20 +88,36 @@ def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
 
 def locate_table(sheet: RawSheet, spec: SheetSpec) -> LocatedTable:
     """Map the sheet's header to the form's columns and collect the data rows."""
+    return framed(locate_rows(sheet, spec))
+
+
+def locate_rows(sheet: RawSheet, spec: SheetSpec) -> LocatedRows:
+    """locate_table in plain lists."""
     header = find_header_row(sheet, spec)
     if header is None:
         problems = [HeaderProblem("missing-column", c.name) for c in spec.columns if c.required]
-        return LocatedTable(sheet.name, 0, pd.DataFrame(columns=[]), {}, problems=problems)
+        return LocatedRows(sheet.name, 0, [], {}, {}, problems=problems)
     positions, problems = _map_columns(sheet, spec, header)
     rows, lines = _data_rows(sheet, header, positions, spec)
     columns = list(zip(*lines)) if lines else [()] * len(positions)
-    values = pd.DataFrame({name: list(cells) for name, cells in zip(positions, columns)},
-                          index=pd.Index([r + 1 for r in rows], name="excel_row"), dtype=object)
-    letters = {name: column_letter(c) for name, c in positions.items()}
-    table = LocatedTable(sheet.name, header + 1, values, letters, problems=problems)
-    if spec.total_label and spec.group_column in values:
+    table = LocatedRows(sheet.name, header + 1, [r + 1 for r in rows],
+                        {name: list(cells) for name, cells in zip(positions, columns)},
+                        {name: column_letter(c) for name, c in positions.items()}, problems=problems)
+    if spec.total_label and spec.group_column in table.columns:
         _split_total(table, spec)
     return table
+
+
+def framed(table: LocatedRows) -> LocatedTable:
+    """The located rows as the checks' table: a frame of raw values indexed by Excel row."""
+    import pandas as pd  # here: the reading processes import this module without pandas
+
+    if not table.header_row:
+        values = pd.DataFrame(columns=[])
+    else:
+        values = pd.DataFrame(table.columns, index=pd.Index(table.rows, name="excel_row"), dtype=object)
+    total = None if table.total is None else pd.Series(table.total, name=table.total_row, dtype=object)
+    return LocatedTable(table.sheet, table.header_row, values, table.letters, total, table.total_row, table.problems)
 
 
 def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[str, int], list[HeaderProblem]]:
@@ -169,10 +204,15 @@ def _blank(value: Cell) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _split_total(table: LocatedTable, spec: SheetSpec) -> None:
-    groups = table.values[spec.group_column].map(normalise_label)
-    is_total = groups.isin(TOTAL_LABELS | {normalise_label(spec.total_label)})
-    if is_total.any():
-        table.total_row = int(table.values.index[is_total][-1])
-        table.total = table.values.loc[table.total_row]
-        table.values = table.values[~is_total]
+def _split_total(table: LocatedRows, spec: SheetSpec) -> None:
+    """Take the 合计 row(s) out of the data rows; the last one is the table's total."""
+    labels = TOTAL_LABELS | {normalise_label(spec.total_label)}
+    is_total = [normalise_label(v) in labels for v in table.columns[spec.group_column]]
+    if not any(is_total):
+        return
+    last = max(i for i, flag in enumerate(is_total) if flag)
+    table.total_row = table.rows[last]
+    table.total = {name: cells[last] for name, cells in table.columns.items()}
+    keep = [i for i, flag in enumerate(is_total) if not flag]
+    table.rows = [table.rows[i] for i in keep]
+    table.columns = {name: [cells[i] for i in keep] for name, cells in table.columns.items()}

@@ -7,25 +7,20 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from pipeline.findings import Finding, finding
-from pipeline.forms import Form, SheetSpec
-from pipeline.intake.identify import Identity, identify, read_cover
-from pipeline.intake.locate import LocatedTable, column_letter, find_header_row, locate_table
-from pipeline.intake.read import RawSheet, RawWorkbook
+from pipeline.forms import Form
+from pipeline.intake.identify import Identity
+from pipeline.intake.locate import LocatedTable, framed
 from pipeline.intake.safety import require_defusedxml
 from pipeline.intake.sandbox import Limits, ReaderPool, ReadReport
-from pipeline.intake.untrusted import TextProblem, clean_sheet
-from pipeline.periods import PERIOD_FORMS
+from pipeline.intake.sheets import TakenBook, take_workbook
 from pipeline.registry import Registry, Unit
-from pipeline.text import normalise_label
-from pipeline.values import as_text
 
 READ_WORKERS = 2  # FACTS: a 2-process pool gives ~1.8x on this machine
-TITLE_ROWS = 5  # rows above a table's header searched for the unit and period
 Snapshot = tuple[tuple[str, int, int], ...]  # (relative name, size, mtime_ns) of each file
 
 
@@ -36,7 +31,6 @@ class ReturnFile:
     path: Path
     sha256: str
     received_at: dt.datetime
-    workbook: RawWorkbook | None = None
     tables: dict[str, LocatedTable] = field(default_factory=dict)  # form sheet key -> table
     identity: Identity | None = None
     findings: list[Finding] = field(default_factory=list)
@@ -99,6 +93,14 @@ def snapshot(path: Path) -> Snapshot:
     return tuple((name, s.st_size, s.st_mtime_ns) for name, s in stats)
 
 
+def _use_taken(ret: ReturnFile, taken: TakenBook, registry: Registry) -> None:
+    """The reading process's tables, identity and findings, as this process's objects."""
+    ret.tables = {key: framed(rows) for key, rows in taken.tables.items()}
+    unit = registry.unit_by_code(taken.identity.unit.code) if taken.identity.unit else None
+    ret.identity = replace(taken.identity, unit=unit)  # the registry's own Unit, not a copy from the pipe
+    ret.findings += taken.findings
+
+
 def _snapshot_or_none(path: Path) -> Snapshot | None:
     try:
         return snapshot(path)
@@ -143,9 +145,9 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
     keep working while the caller checks and files the batch it was given. Files that
     changed while being read are left out (for the next run).
 
-    By default `workers` limited reading processes (see `sandbox`) parse the files while a
-    thread pool twice that size does the rest of the per-file work: while one thread
-    locates a table (holding the GIL), another has the next file in its reading process.
+    By default `workers` limited reading processes (see `sandbox`) parse the files and take
+    them in (`sheets.take_workbook`: tables located, unit and period identified), fed by a
+    thread pool twice that size that hashes each file and makes its tables into frames.
     Another executor may be passed (a process pool, or a Dask cluster's): its workers then
     do all the per-file work, each reading through a reading process of its own, kept for
     the worker's life.
@@ -156,7 +158,8 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
         yield from _batches_on(executor, chunks, registry, form, None, progress)
         return
     workers = max(1, min(workers, len(files)))
-    with ReaderPool(workers, limits) as reader, ThreadPoolExecutor(max_workers=2 * workers) as threads:
+    with ReaderPool(workers, limits, context=(registry, form)) as reader, \
+            ThreadPoolExecutor(max_workers=2 * workers) as threads:
         yield from _batches_on(threads, chunks, registry, form, reader, progress)
 
 
@@ -193,117 +196,15 @@ def take_in(path: Path, registry: Registry, form: Form, sha256: str | None = Non
         return ReturnFile(path, sha256 or "", dt.datetime.now(), changed=True)
     ret = ReturnFile(path, digest, _received(before), changed=sha256 is not None and sha256 != digest)
     result = (reader or worker_reader()).read(path)
-    ret.workbook, ret.read, ret.unreadable = result.workbook, result.report, result.reason
+    ret.read, ret.unreadable = result.report, result.reason
     if ret.unreadable:
         ret.findings.append(finding("file-unreadable", file=path.name, value=ret.unreadable))
     ret.changed |= _snapshot_or_none(path) != before
-    if ret.workbook is not None and not ret.changed:
-        _take_sheets(ret, registry, form)
-    if ret.workbook is not None:
-        ret.format = ret.workbook.format
-    ret.workbook = None  # the located tables hold what later stages need; a run holds thousands
+    taken = result.taken
+    if taken is None and result.workbook is not None:  # a reading process without the form: take it here
+        taken = take_workbook(result.workbook, ret.name, registry, form)
+    if taken is not None:
+        ret.format = taken.format
+        if not ret.changed:
+            _use_taken(ret, taken, registry)
     return ret
-
-
-def _take_sheets(ret: ReturnFile, registry: Registry, form: Form) -> None:
-    """Match sheets to the form, clean their text, locate tables, identify unit and period."""
-    sheets = match_sheets(ret.workbook, form)
-    for key, spec in form.sheets.items():
-        if key not in sheets:
-            ret.findings.append(finding("missing-sheet", file=ret.name, expected=spec.name))
-    problems = {key: clean_sheet(sheet) for key, sheet in sheets.items()}
-    cover = read_cover(sheets["cover"], form.cover) if "cover" in sheets else {}
-    for key, sheet in sheets.items():
-        if form.sheets[key].layout == "table":
-            ret.tables[key] = locate_table(sheet, form.sheets[key])
-    ret.identity = identify(cover, ret.name, registry, content_texts(sheets, ret.tables))
-    cover_sheet = sheets["cover"].name if "cover" in sheets else form.cover.name
-    ret.findings += _identity_findings(ret.identity, ret.name, cover_sheet)
-    ret.findings += _header_findings(ret, ret.name)
-    ret.findings += _text_findings(problems, sheets, ret.tables, ret.name)
-
-
-def match_sheets(book: RawWorkbook, form: Form) -> dict[str, RawSheet]:
-    """Form sheet key → the workbook's sheet: by name or alias, else by its header or cover labels."""
-    matched: dict[str, RawSheet] = {}
-    for key, spec in form.sheets.items():
-        sheet = next((s for s in book.sheets if normalise_label(s.name) in spec.labels()), None)
-        if sheet is not None:
-            matched[key] = sheet
-    free = [s for s in book.sheets if all(s is not m for m in matched.values())]
-    for key, spec in form.sheets.items():
-        if key in matched:
-            continue
-        sheet = next((s for s in free if _looks_like(s, spec)), None)
-        if sheet is not None:
-            matched[key] = sheet
-            free.remove(sheet)
-    return matched
-
-
-def _looks_like(sheet: RawSheet, spec: SheetSpec) -> bool:
-    """A table: half the required columns in its header; a cover: a unit and a period label."""
-    if spec.layout != "table":
-        found = read_cover(sheet, spec)
-        return ("unit_name" in found or "unit_code" in found) and "period" in found
-    if find_header_row(sheet, spec) is None:
-        return False
-    table = locate_table(sheet, spec)
-    required = [c for c in spec.columns if c.required]
-    return len([c for c in required if c.name in table.letters]) * 2 >= len(required)
-
-
-def content_texts(sheets: dict[str, RawSheet], tables: dict[str, LocatedTable]) -> list[str]:
-    """Title texts above each table's header, where a unit and month are often written."""
-    texts = []
-    for key, table in tables.items():
-        sheet = sheets[key]
-        for r in range(sheet.top, min(table.header_row - 1, sheet.top + TITLE_ROWS)):
-            texts += [v for c in range(sheet.left, min(sheet.n_cols, sheet.left + 10))
-                      if isinstance(v := sheet.cell(r, c), str)]
-    return texts + [s.name for s in sheets.values()]
-
-
-def _identity_findings(ident: Identity, file_name: str, sheet: str) -> list[Finding]:
-    found: list[Finding] = []
-    cover = ident.cover
-    if ident.unit is None:
-        entry = cover.get("unit_name") or cover.get("unit_code")
-        found.append(finding("unknown-unit", file=file_name, sheet=sheet, cell=entry.cell if entry else "",
-                             row=entry.row if entry else None, field="单位名称",
-                             value=as_text(entry.value) if entry else "", expected="本街道登记的村(居)"))
-    if ident.period is None:
-        entry = cover.get("period")
-        found.append(finding("period-missing", file=file_name, sheet=sheet, cell=entry.cell if entry else "",
-                             row=entry.row if entry else None, field="报告期",
-                             value=as_text(entry.value) if entry else "", expected=PERIOD_FORMS))
-    return found
-
-
-def _header_findings(ret: ReturnFile, file_name: str) -> list[Finding]:
-    found = []
-    for table in ret.tables.values():
-        for p in table.problems:
-            found.append(finding(p.kind, file=file_name, sheet=table.sheet, cell=p.cell, row=p.row,
-                                 field=p.column, expected=p.column if p.kind == "missing-column" else ""))
-    return found
-
-
-def _text_findings(problems: dict[str, list[TextProblem]], sheets: dict[str, RawSheet],
-                   tables: dict[str, LocatedTable], file_name: str) -> list[Finding]:
-    """control-characters and text-too-long, named by the column (or cover label) of the cell."""
-    found = []
-    for key, items in problems.items():
-        by_letter = {letter: name for name, letter in tables[key].letters.items()} if key in tables else {}
-        for p in items:
-            letter = column_letter(p.col)
-            label = by_letter.get(letter) or _label_left_of(sheets[key], p.row, p.col) or f"{letter}{p.row + 1}"
-            found.append(finding(p.code, file=file_name, sheet=sheets[key].name, cell=f"{letter}{p.row + 1}",
-                                 row=p.row + 1, column=letter, field=label, value=p.value, expected=p.expected))
-    return found
-
-
-def _label_left_of(sheet: RawSheet, row: int, col: int) -> str:
-    """On a cover, the label a value stands beside."""
-    left = sheet.cell(row, col - 1) if col > sheet.left else None
-    return normalise_label(left)[:20] if isinstance(left, str) else ""

@@ -27,8 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.forms import Form
 from pipeline.intake.read import RawWorkbook
+from pipeline.intake.sheets import TakenBook
 from pipeline.intake.worker import HEADER
+from pipeline.registry import Registry
 
 CRASHED = "读取时程序异常退出,文件可能已损坏或被恶意构造(如“压缩炸弹”、超远单元格)"
 TOO_SLOW = "读取时间过长被终止,文件可能被恶意构造"
@@ -36,7 +39,11 @@ TOO_BIG = "读取时占用内存过多被终止,文件可能被恶意构造"
 SIGNAL_REASONS = {signal.SIGXCPU: TOO_SLOW, signal.SIGALRM: TOO_SLOW, signal.SIGKILL: TOO_BIG}
 _START = "from pipeline.intake.worker import main; main()"
 _ALLOWED = {("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
-            ("pipeline.intake.read", "RawSheet"), ("pipeline.intake.read", "RawWorkbook")}
+            ("pipeline.intake.read", "RawSheet"), ("pipeline.intake.read", "RawWorkbook"),
+            ("pipeline.intake.sheets", "TakenBook"), ("pipeline.intake.locate", "LocatedRows"),
+            ("pipeline.intake.locate", "HeaderProblem"), ("pipeline.intake.identify", "Identity"),
+            ("pipeline.intake.identify", "CoverEntry"), ("pipeline.registry", "Unit"),
+            ("pipeline.findings", "Finding"), ("pipeline.findings", "Severity")}
 
 
 @dataclass(frozen=True)
@@ -57,21 +64,24 @@ class ReadReport:
 
 @dataclass(frozen=True)
 class ReadResult:
-    """The workbook, or why there is none; and what reading cost."""
+    """The workbook (taken in already, if the pool knows the form), or why there is none; and what reading cost."""
 
     workbook: RawWorkbook | None
     reason: str
     report: ReadReport
+    taken: TakenBook | None = None
 
 
 class _Worker:
     """One reading process and its pipes."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: bytes | None = None) -> None:
         package_root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        if context is not None:  # the registry and form, once: the process then takes each workbook in
+            self.proc.stdin.write(HEADER.pack(len(context)) + context)
 
     def ask(self, path: Path, limits: Limits) -> tuple[str, object, float | None]:
         """Send one request; the answer, or ('died', reason, peak) if the process did not answer in time."""
@@ -152,8 +162,10 @@ def _load(data: bytes) -> tuple[str, object, float | None]:
 class ReaderPool:
     """Reading processes shared by a run's threads; create once per run, close when done."""
 
-    def __init__(self, workers: int = 2, limits: Limits = Limits()) -> None:
+    def __init__(self, workers: int = 2, limits: Limits = Limits(), context: tuple[Registry, Form] | None = None) -> None:
         self.limits = limits
+        # With (registry, form), the reading processes also take each workbook in (sheets.take_workbook).
+        self._context = pickle.dumps(("context", *context)) if context is not None else None
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         for _ in range(max(1, workers)):
             self._idle.put(None)  # started on first use
@@ -165,7 +177,7 @@ class ReaderPool:
         started = time.monotonic()
         worker = self._idle.get() or self._start()
         status, payload, peak = worker.ask(path, self.limits)
-        ok = status == "ok" and isinstance(payload, RawWorkbook)
+        ok = status == "ok" and isinstance(payload, (RawWorkbook, TakenBook))
         if ok or status == "refused":  # the readers refused cleanly: the process is as it was
             self._idle.put(worker)
         else:
@@ -174,13 +186,14 @@ class ReaderPool:
             self._idle.put(None)  # a fresh process next time
         report = ReadReport(peak, time.monotonic() - started)
         if ok:
-            return ReadResult(payload, "", report)
+            return ReadResult(None, "", report, payload) if isinstance(payload, TakenBook) else \
+                ReadResult(payload, "", report)
         if status == "died":
             return ReadResult(None, str(payload or worker.death_reason()), report)
         return ReadResult(None, str(payload) if status in ("refused", "spent") else CRASHED, report)
 
     def _start(self) -> _Worker:
-        worker = _Worker()
+        worker = _Worker(self._context)
         with self._lock:
             self._all.append(worker)
         return worker

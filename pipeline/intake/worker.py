@@ -1,9 +1,10 @@
 """The reading process: reads files named on stdin, answers on stdout, within its limits.
 
 Started by `sandbox.ReaderPool` as `python -c "...worker.main()"` with only the readers
-imported (no pandas: ~60 ms to start). Each request is a pickled (path, memory_mb,
-seconds); each answer a pickled (status, workbook or reason, peak MB), both framed by an
-8-byte length. The process limits its own address space for good and its CPU time per
+imported (no pandas: ~60 ms to start). A first message ("context", registry, form), if
+sent, makes it take each workbook in too (`sheets.take_workbook`). Each request is a
+pickled (path, memory_mb, seconds); each answer a pickled (status, workbook or taken book
+or reason, peak MB), both framed by an 8-byte length. The process limits its own address space for good and its CPU time per
 file; Rust's abort messages go to /dev/null.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pipeline.intake.read import READER_ENV, UnreadableFile, read_workbook
+from pipeline.intake.sheets import take_workbook
 
 HEADER = struct.Struct("<Q")
 MEMORY_ERROR = "文件太大,读取时超出内存限制,可能被恶意构造"
@@ -28,14 +30,17 @@ def main() -> None:
     """Serve requests until stdin closes."""
     requests, answers = _channels()
     xlsx_reader = os.environ.get(READER_ENV, "calamine")  # inherited from the run (`--xlsx-reader`)
-    limited = False
+    limited, context = False, None
     while (request := receive(requests)) is not None:
+        if request[0] == "context":  # (registry, form): take each workbook in here, not in the run
+            context = request[1:]
+            continue
         path, memory_mb, seconds = request
         if not limited:
             _limit_memory(memory_mb)
             limited = True
         _limit_time(seconds)
-        send(answers, answer_for(Path(path), xlsx_reader))
+        send(answers, answer_for(Path(path), xlsx_reader, context))
         signal.alarm(0)
 
 
@@ -50,14 +55,15 @@ def _channels() -> tuple[BinaryIO, BinaryIO]:
     return sys.stdin.buffer, answers
 
 
-def answer_for(path: Path, xlsx_reader: str = "calamine") -> tuple[str, object, float]:
+def answer_for(path: Path, xlsx_reader: str = "calamine", context: tuple | None = None) -> tuple[str, object, float]:
     """('ok', workbook), ('refused', reason), or ('spent', reason) when this process should be replaced.
 
     A refusal by the readers leaves the process as it was; running out of memory or an
     unexpected error may not, so the parent starts a fresh process after those.
     """
     try:
-        answer: tuple[str, object] = ("ok", read_workbook(path, xlsx_reader))
+        book = read_workbook(path, xlsx_reader)
+        answer: tuple[str, object] = ("ok", take_workbook(book, path.name, *context) if context else book)
     except UnreadableFile as exc:
         answer = ("refused", str(exc))
     except MemoryError:

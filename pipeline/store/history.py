@@ -404,7 +404,9 @@ class History:
         if id_numbers is not None:
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_ids (id_number TEXT PRIMARY KEY)")
             self.db.execute("DELETE FROM wanted_ids")
-            self.db.executemany("INSERT OR IGNORE INTO wanted_ids VALUES (?)", ((n,) for n in id_numbers))
+            # one statement: row by row, each insert would be a transaction of its own (autocommit)
+            self.db.execute("INSERT OR IGNORE INTO wanted_ids SELECT value FROM json_each(?)",
+                            (json.dumps(list(id_numbers), ensure_ascii=False),))
             only = " AND id_number IN (SELECT id_number FROM wanted_ids)"
         rows = []
         for chunk in _chunks(return_ids):

@@ -41,7 +41,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from pipeline.findings import Finding, sort_key
 from pipeline.forms import load_form
 from pipeline.intake.read import RawWorkbook
-from pipeline.intake.returns import match_sheets
+from pipeline.intake.sheets import match_sheets
 from pipeline.periods import label_zh
 from pipeline.text import normalise_label
 from pipeline.write.safe import FORMULA_TRIGGERS, atomic_file, safe_text
