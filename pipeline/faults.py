@@ -26,11 +26,12 @@ def durable_write() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-PAUSE_IN_LOCK = "PIPELINE_PAUSE_IN_LOCK"
+PAUSE_IN_LOCK = "PIPELINE_PAUSE_IN_LOCK"  # just after taking the lock: a test races two runs
+PAUSE_AFTER_FILING = "PIPELINE_PAUSE_AFTER_FILING"  # the inbox listed and filed: a test drops a file mid-run
 
 
-def pause_in_lock() -> None:
-    """Hold the run lock a while (PIPELINE_PAUSE_IN_LOCK seconds), so a test can race two runs."""
-    seconds = os.environ.get(PAUSE_IN_LOCK)
+def pause(point: str) -> None:
+    """Wait there as many seconds as the environment variable `point` says (none if unset)."""
+    seconds = os.environ.get(point)
     if seconds:
         time.sleep(float(seconds))

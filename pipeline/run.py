@@ -18,7 +18,7 @@ from typing import Callable
 from filelock import FileLock, Timeout
 
 from pipeline.check import check_returns, no_earlier_persons, period_mismatch
-from pipeline.faults import pause_in_lock
+from pipeline.faults import PAUSE_AFTER_FILING, PAUSE_IN_LOCK, pause
 from pipeline.findings import Finding
 from pipeline.forms import Form, load_form
 from pipeline.intake.returns import ReturnFile, take_in_all, take_in_batches
@@ -90,7 +90,7 @@ def run(workspace: Workspace, registry: Registry, *, period: str | None = None,
     workspace.create()
     try:
         with FileLock(workspace.lock, timeout=lock_timeout):
-            pause_in_lock()
+            pause(PAUSE_IN_LOCK)
             result = _run_locked(workspace, registry, period, now, progress or _silent,
                                  PerFile(workers, executor))
     except Timeout as exc:
@@ -120,6 +120,7 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
         filed = []
         for taken in result.timed_batches(batches):
             filed += _file_batch(history, ws, registry, form, taken, period, now, result)
+        pause(PAUSE_AFTER_FILING)
         progress("reconcile", 1, 1)
         with result.timed("reconcile"):
             reconcile_pending(history, registry, form)  # also what a killed run left undone

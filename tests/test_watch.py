@@ -17,6 +17,7 @@ from filelock import FileLock
 import pipeline.run
 import pipeline.watch
 from conftest import RUN_DAY, clean_return, drop
+from pipeline.faults import PAUSE_AFTER_FILING
 from pipeline.run import RunResult
 from pipeline.watch import watch
 from pipeline.workspace import Workspace
@@ -179,7 +180,8 @@ def test_pipeline_watch_command(tmp_path, street):
     staging.mkdir()
     during = drop(staging, "乙社区.xlsx", clean_return(street, "U02", first_serial=30))
     log = tmp_path / "watch.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           PAUSE_AFTER_FILING: "1"}  # each run stays open a second after filing: a drop then falls mid-run
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", "watch", "--workdir", str(tmp_path),
                                  "--interval", "0.5"], stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -188,7 +190,7 @@ def test_pipeline_watch_command(tmp_path, street):
         assert wait_for(lambda: "开始监视" in text(), timeout=15), text()
 
         drop(ws, "甲村.xlsx", clean_return(street, "U01"))
-        assert wait_for(lambda: history_rows(tmp_path, FILED_IN_A_RUNNING_RUN), step=0.002), text()
+        assert wait_for(lambda: history_rows(tmp_path, FILED_IN_A_RUNNING_RUN), step=0.05), text()
         os.replace(during, ws.inbox / during.name)  # that run has listed the inbox and not yet finished
         assert history_rows(tmp_path, FILED_IN_A_RUNNING_RUN), "the drop missed the run (it was too quick)"
         assert wait_for(lambda: len(history_rows(tmp_path, "SELECT id FROM returns")) == 2), text()
