@@ -86,13 +86,8 @@ def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
     return best
 
 
-def locate_table(sheet: RawSheet, spec: SheetSpec) -> LocatedTable:
-    """Map the sheet's header to the form's columns and collect the data rows."""
-    return framed(locate_rows(sheet, spec))
-
-
 def locate_rows(sheet: RawSheet, spec: SheetSpec) -> LocatedRows:
-    """locate_table in plain lists."""
+    """Map the sheet's header to the form's columns and collect the data rows (`framed` makes them a table)."""
     header = find_header_row(sheet, spec)
     if header is None:
         problems = [HeaderProblem("missing-column", c.name) for c in spec.columns if c.required]
