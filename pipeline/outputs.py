@@ -21,7 +21,7 @@ from pipeline.write.report import write_findings_csv, write_report_json
 from pipeline.write.privacy import for_street
 from pipeline.write.safe import atomic_file
 from pipeline.write.street_report import write_street_report
-from pipeline.write.summary import floating_fields, write_summary
+from pipeline.write.summary import floating_counter, floating_fields, write_summary
 from pipeline.write.unit_book import write_unit_book
 
 STAMP = ".outputs-state"
@@ -42,7 +42,8 @@ def write_period_outputs(history: History, registry: Registry, ws: Workspace, no
         stamp = fingerprint(history, registry, period)
         if (folder / STAMP).is_file() and (folder / STAMP).read_text() == stamp:
             continue
-        write_period(load_period(history, registry, load_form(), period, now, floating_fields()), folder)
+        write_period(load_period(history, registry, load_form(), period, now, floating_counter(period),
+                                 floating_fields()), folder)
         with atomic_file(folder / STAMP) as temp:
             temp.write_text(stamp)
         written.append(period)

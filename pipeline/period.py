@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 import pandas as pd
 
@@ -45,6 +46,10 @@ class Submission:
         return sum(f.severity == severity for f in self.findings)
 
 
+FloatingCounter = Callable[[pd.DataFrame], pd.DataFrame]  # floating records with unit -> counts per unit
+FLOATING_CHUNK = 500  # returns whose floating registers are read and counted together
+
+
 @dataclass
 class PeriodState:
     period: str
@@ -55,7 +60,7 @@ class PeriodState:
     table: pd.DataFrame  # one row per unit code and 合计; counts, year-to-date and rates
     last_table: pd.DataFrame | None  # last month's unit totals (accepted), if any
     ytd: YearToDate
-    floating: pd.DataFrame  # floating-register records of accepted returns, with unit
+    floating_counts: pd.DataFrame  # per unit code, the 流动人口汇总 counts of its accepted return
     generated_at: dt.datetime
 
     @cached_property
@@ -69,11 +74,12 @@ class PeriodState:
 
 
 def load_period(history: History, registry: Registry, form: Form, period: str, now: dt.datetime,
-                floating_fields: tuple[str, ...] | None = None) -> PeriodState:
+                count_floating: FloatingCounter, floating_fields: tuple[str, ...] | None = None) -> PeriodState:
     """Everything the period's outputs show, read from the history store.
 
-    `floating_fields`: the fields of the floating register the outputs read (the summary
-    counts by a few); the records hold only those, else every field.
+    `count_floating` makes the summary's counts per unit from floating-register records
+    (with their unit); `floating_fields`: the fields it reads (the records hold only
+    those, else every field).
     """
     returns = history.returns(period=period)
     standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
@@ -88,12 +94,27 @@ def load_period(history: History, registry: Registry, form: Form, period: str, n
     codes = [u.code for u in registry.units]
     previous = shift(period, -1)  # read once: usually a month of the same statistical year
     last = monthly[previous] if previous in monthly else accepted_totals(history, previous, counts)
-    accepted_ids = [r.id for r in standing.values() if r.status == "accepted"]
-    floating = history.persons_of(accepted_ids, "floating", floating_fields)
-    floating["unit"] = floating["return_id"].map({r.id: r.unit for r in standing.values()})
+    accepted = {r.id: r.unit for r in standing.values() if r.status == "accepted"}
     return PeriodState(period, registry, submissions, returns, findings,
                        street_table(monthly[period], ytd, codes), None if last.empty else last,
-                       ytd, floating, now)
+                       ytd, counted_floating(history, accepted, count_floating, floating_fields), now)
+
+
+def counted_floating(history: History, units: dict[int, str], count: FloatingCounter,
+                     fields: tuple[str, ...] | None) -> pd.DataFrame:
+    """`count` over the floating registers of the returns `units` (return id → unit code), read a chunk at a time.
+
+    Only counts per unit are kept: a city's month holds a million floating persons.
+    """
+    ids, parts = list(units), []
+    for start in range(0, len(ids), FLOATING_CHUNK):
+        records = history.persons_of(ids[start:start + FLOATING_CHUNK], "floating", fields)
+        if not records.empty:
+            records["unit"] = records["return_id"].map(units)
+            parts.append(count(records))
+    if not parts:
+        return count(history.persons_of([], "floating", fields).assign(unit=[]))
+    return pd.concat(parts).groupby(level=0).sum() if len(parts) > 1 else parts[0]
 
 
 def accepted_totals(history: History, period: str, counts: list[str]) -> pd.DataFrame:

@@ -168,3 +168,23 @@ def test_a_run_in_batches_of_one_gives_what_one_batch_gives(tmp_path, street, mo
                                          ("c_丙村.xlsx", "rejected", 1)]
     assert sorted(f["unit"] for f in findings if f["code"] == "id-in-other-unit" and f["severity"] == "error") == \
         ["U01", "U02"]
+
+
+def test_floating_counts_read_a_chunk_at_a_time_equal_one_read(tmp_path, street, monkeypatch):
+    """The summary's 流动人口汇总 counts do not depend on how many registers are read together."""
+    import pipeline.period as period
+    from pipeline.workspace import Workspace
+
+    ws = Workspace.at(tmp_path, street.settings)
+    ws.create()
+    for n, code in enumerate(["U01", "U02", "U03"]):
+        drop(ws, f"{code}.xlsx", clean_return(street, code, first_serial=1 + 30 * n))
+    run(ws, street, now=RUN_DAY, workers=1)
+    summary = next((ws.outbox / PERIOD).glob("*汇总.xlsx"))
+    sheet = lambda: [[c.value for c in row] for row in openpyxl.load_workbook(summary)["流动人口汇总"].iter_rows()]  # noqa: E731
+    whole = sheet()
+    assert whole[-1][1] == sum(r[1] for r in whole[1:-1]) > 0  # 合计 of the units, somebody counted
+    monkeypatch.setattr(period, "FLOATING_CHUNK", 1)
+    (ws.outbox / PERIOD / ".outputs-state").unlink()  # outputs are rewritten only when stale
+    run(ws, street, now=RUN_DAY, workers=1)
+    assert sheet() == whole

@@ -17,7 +17,7 @@ from pipeline.periods import deadline, stat_year_months
 from pipeline.registry import parse_registry
 from pipeline.resources import load_schema_file
 from pipeline.store.history import StoredReturn
-from pipeline.write.summary import month_ranges, write_summary
+from pipeline.write.summary import floating_counter, month_ranges, write_summary
 
 PERIOD = "2026-03"
 COUNTS = [c.name for c in load_form().monthly.columns if c.type == "count"]
@@ -79,7 +79,7 @@ def build_state(last_table: pd.DataFrame | None = None) -> PeriodState:
         Submission(c, None, [], due),
     ]
     return PeriodState(PERIOD, reg, submissions, [accepted, rejected, quarantined], [], table, last_table, ytd,
-                       floating(), dt.datetime(2026, 4, 10, 8, 0))
+                       floating_counter(PERIOD)(floating()), dt.datetime(2026, 4, 10, 8, 0))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from xlsxwriter.format import Format
@@ -300,7 +300,7 @@ def floating_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: Formats
     spec, count_format = layout["floating"], layout["formats"]["count"]
     headers = [c["header"] for c in spec["columns"]]
     write_row(ws, 0, [spec["unit_header"], *headers], fmt.header())
-    counts = floating_counts(state.floating, spec["columns"], month_end(state.period))
+    counts = state.floating_counts
     accepted = [s.unit.code for s in state.submissions if s.status == ACCEPTED]
     columns = [Column(h, h, count_format) for h in headers]
     present = counts.reindex(accepted).fillna(0)  # a unit with nobody present counts 0
@@ -312,6 +312,12 @@ def floating_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: Formats
     ws.set_row(0, 30)
     ws.set_column(0, 0, 12)
     ws.set_column(1, len(headers), FIGURE_WIDTH)
+
+
+def floating_counter(period: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """floating_counts by the layout's columns, for persons present at the end of `period`."""
+    columns, end = load_schema_file(LAYOUT_FILE)["floating"]["columns"], month_end(period)
+    return lambda floating: floating_counts(floating, columns, end)
 
 
 def floating_fields() -> tuple[str, ...]:
