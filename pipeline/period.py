@@ -112,8 +112,8 @@ def counted_floating(history: History, units: dict[int, str], count: FloatingCou
         if not records.empty:
             records["unit"] = records["return_id"].map(units)
             parts.append(count(records))
-    if not parts:
-        return count(history.persons_of([], "floating", fields).assign(unit=[]))
+    if not parts:  # nobody in any accepted floating register
+        return count(pd.DataFrame(columns=["return_id", "id_number", "grp", "record", "unit"]))
     return pd.concat(parts).groupby(level=0).sum() if len(parts) > 1 else parts[0]
 
 

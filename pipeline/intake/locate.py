@@ -144,12 +144,13 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
     cell once or twice, and normalises a text only to compare it with a header label.
     """
     at = [c - sheet.left for c in positions.values()]
-    labels = [spec.column(name).labels() for name in positions]
-    labels = [(known, any(label.isascii() for label in known)) for known in labels]
+    labels = [(known, any(label.isascii() for label in known))
+              for known in (spec.column(name).labels() for name in positions)]
     normalised: dict[str, str] = {}  # texts repeat down a column: normalise each once
     rows, kept = [], []
     for r in range(header + 1 - sheet.top, len(sheet.grid)):
         line = sheet.grid[r]
+        # _blank, inlined: this looks at every cell of every row
         filled = [v for v in line if v is not None and not (type(v) is str and (not v or v.isspace()))]
         if not filled or _is_note(filled):
             continue
