@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from functools import lru_cache
 
 from pipeline.periods import EXCEL_EPOCH
@@ -15,6 +16,8 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NAN = float("nan")
+_UNSEEN = object()
 
 
 def as_text(value: object) -> str | None:
@@ -33,6 +36,36 @@ def as_text(value: object) -> str | None:
         return value.isoformat()
     text = normalise_text(str(value))
     return text or None
+
+
+def column_texts(values: list, known: dict | None = None) -> list:
+    """One table column as texts (`as_text`, inlined for plain strings): blanks None, or NaN if any text."""
+    known = {} if known is None else known
+    texts, filled = [], False
+    for v in values:
+        if type(v) is str:  # as_text: NFKC, runs of white space to one space, trimmed (\s is isspace)
+            text = " ".join(unicodedata.normalize("NFKC", v).split())
+            if not text:
+                texts.append(None)
+                continue
+            texts.append(v if text == v else text)  # the cell's own string when unchanged: less memory
+            filled = True
+            continue
+        if v is None or (type(v) is float and v != v):
+            texts.append(None)
+            continue
+        key = (type(v), v)  # 1, 1.0 and True are equal keys otherwise
+        try:
+            text = known.get(key, _UNSEEN)
+            if text is _UNSEEN:
+                text = known[key] = as_text(v)
+        except TypeError:  # not hashable: no reader gives one, but never fail on a cell
+            text = as_text(v)
+        texts.append(text)
+        filled = filled or text is not None
+    if filled:
+        texts = [_NAN if t is None else t for t in texts]
+    return texts
 
 
 def has_control_characters(value: object) -> bool:

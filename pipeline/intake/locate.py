@@ -56,6 +56,7 @@ class LocatedRows:
     total: dict[str, Cell] | None = None  # the 合计 row, if any
     total_row: int | None = None
     problems: list[HeaderProblem] = field(default_factory=list)
+    texts: dict[str, list] | None = None  # canonical column name -> each cell as the clerk's text (values.column_texts)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class LocatedTable:
     total: pd.Series | None = None  # the 合计 row, if any
     total_row: int | None = None
     problems: list[HeaderProblem] = field(default_factory=list)
+    texts: dict[str, list] | None = None  # column -> the cells as texts, when the reading process made them
 
 
 def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
@@ -112,7 +114,8 @@ def framed(table: LocatedRows) -> LocatedTable:
     else:
         values = pd.DataFrame(table.columns, index=pd.Index(table.rows, name="excel_row"), dtype=object)
     total = None if table.total is None else pd.Series(table.total, name=table.total_row, dtype=object)
-    return LocatedTable(table.sheet, table.header_row, values, table.letters, total, table.total_row, table.problems)
+    return LocatedTable(table.sheet, table.header_row, values, table.letters, total, table.total_row, table.problems,
+                        table.texts)
 
 
 def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[str, int], list[HeaderProblem]]:

@@ -2,7 +2,8 @@
 
 Plain Python over RawSheet grids (no pandas): it runs in the reading processes, next to
 the parser, so the run's own process only receives located tables. Match the sheets to
-the form, clean their text, locate the tables, identify the unit and period.
+the form, clean their text, locate the tables, read their cells as texts, identify the unit
+and period.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pipeline.intake.untrusted import TextProblem, clean_sheet
 from pipeline.periods import PERIOD_FORMS
 from pipeline.registry import Registry
 from pipeline.text import normalise_label
-from pipeline.values import as_text
+from pipeline.values import as_text, column_texts
 
 TITLE_ROWS = 5  # rows above a table's header searched for the unit and period
 
@@ -44,12 +45,20 @@ def take_workbook(book: RawWorkbook, file_name: str, registry: Registry, form: F
     cover = read_cover(sheets["cover"], form.cover) if "cover" in sheets else {}
     tables = {key: locate_rows(sheet, form.sheets[key]) for key, sheet in sheets.items()
               if form.sheets[key].layout == "table"}
+    add_texts(tables)
     identity = identify(cover, file_name, registry, content_texts(sheets, tables))
     cover_sheet = sheets["cover"].name if "cover" in sheets else form.cover.name
     findings += _identity_findings(identity, file_name, cover_sheet)
     findings += _header_findings(tables, file_name)
     findings += _text_findings(problems, sheets, tables, file_name)
     return TakenBook(book.format, tables, identity, findings)
+
+
+def add_texts(tables: dict[str, LocatedRows]) -> None:
+    """Each located cell as the text a clerk sees, made here beside the parser: the checks start from these."""
+    known: dict = {}  # numbers and dates repeat across a workbook's tables: convert each once
+    for table in tables.values():
+        table.texts = {name: column_texts(cells, known) for name, cells in table.columns.items()}
 
 
 def match_sheets(book: RawWorkbook, form: Form) -> dict[str, RawSheet]:

@@ -7,7 +7,6 @@ finding still points at a cell of one clerk's file.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,11 +14,10 @@ import pandas as pd
 
 from pipeline.forms import SheetSpec
 from pipeline.intake.locate import LocatedTable
-from pipeline.values import as_text
+from pipeline.values import column_texts
 
 RET, ROW = "_ret", "_row"
 _NAN = float("nan")
-_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -49,50 +47,23 @@ def stack_texts(tables: dict[int, LocatedTable], spec: SheetSpec) -> pd.DataFram
         RET: np.repeat(np.array(list(tables), dtype=np.int64), sizes),
         ROW: np.concatenate([t.values.index.to_numpy(dtype=np.int64) for t in tables.values()]),
     }
-    by_column = [table_columns(t) for t in tables.values()]
+    by_column = [table_texts(t) for t in tables.values()]
     for name in columns:
         cells: list = []
-        known: dict = {}  # texts of non-text cells (numbers, dates) repeat across tables: convert each once
         for table, size in zip(by_column, sizes):
-            cells += column_texts(table[name], known) if name in table else [_NAN] * size
+            cells += table[name] if name in table else [_NAN] * size
         data[name] = pd.Series(object_array(cells), dtype=object)  # dtype given, or pandas 3 makes texts "str"
     return pd.DataFrame(data)
 
 
-def table_columns(table: LocatedTable) -> dict[str, list]:
-    """A located table's columns as lists, in one step (a frame's column lookup costs more than its cells)."""
-    frame = table.values
-    return dict(zip(frame.columns, frame.to_numpy(dtype=object).T.tolist())) if len(frame.columns) else {}
-
-
-def column_texts(values: list, known: dict | None = None) -> list:
-    """One table column as texts (`as_text`, inlined for plain strings): blanks None, or NaN if any text."""
-    known = {} if known is None else known
-    texts, filled = [], False
-    for v in values:
-        if type(v) is str:  # as_text: NFKC, runs of white space to one space, trimmed (\s is isspace)
-            text = " ".join(unicodedata.normalize("NFKC", v).split())
-            if not text:
-                texts.append(None)
-                continue
-            texts.append(v if text == v else text)  # the cell's own string when unchanged: less memory
-            filled = True
-            continue
-        if v is None or (type(v) is float and v != v):
-            texts.append(None)
-            continue
-        key = (type(v), v)  # 1, 1.0 and True are equal keys otherwise
-        try:
-            text = known.get(key, _UNSEEN)
-            if text is _UNSEEN:
-                text = known[key] = as_text(v)
-        except TypeError:  # not hashable: no reader gives one, but never fail on a cell
-            text = as_text(v)
-        texts.append(text)
-        filled = filled or text is not None
-    if filled:
-        texts = [_NAN if t is None else t for t in texts]
-    return texts
+def table_texts(table: LocatedTable) -> dict[str, list]:
+    """A located table's columns as texts: as the reading process made them, else made here."""
+    if table.texts is not None:
+        return table.texts
+    frame = table.values  # its columns as lists in one step: a frame's column lookup costs more than its cells
+    columns = dict(zip(frame.columns, frame.to_numpy(dtype=object).T.tolist())) if len(frame.columns) else {}
+    known: dict = {}  # numbers and dates repeat: convert each once
+    return {name: column_texts(cells, known) for name, cells in columns.items()}
 
 
 def object_array(items: list) -> np.ndarray:
