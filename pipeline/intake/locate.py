@@ -4,12 +4,12 @@ Tolerates title rows above the header, headers with spaces, full-width character
 aliases, columns in any order, blank rows and notes under the table. Every value keeps
 the Excel row and column letter it came from, so findings point into the clerk's file.
 
-`locate_rows` is plain Python (it runs in the reading processes, which have no pandas);
-`framed` makes the pandas table the checks work on.
+`locate_rows` is plain Python: it runs in the reading processes, which have no pandas.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,7 +46,11 @@ class HeaderProblem:
 
 @dataclass
 class LocatedRows:
-    """A sheet's table as plain lists: what a reading process sends back."""
+    """A sheet's table: its data rows' cells under the form's column names, as plain lists.
+
+    Made in the reading processes (no pandas there) and checked as lists; `values` gives
+    the same cells as a frame, for people and tests who look at one table.
+    """
 
     sheet: str
     header_row: int  # Excel row number of the header (0: no header found)
@@ -58,23 +62,14 @@ class LocatedRows:
     problems: list[HeaderProblem] = field(default_factory=list)
     texts: dict[str, list] | None = None  # canonical column name -> each cell as the clerk's text (values.column_texts)
 
+    @functools.cached_property
+    def values(self) -> pd.DataFrame:
+        """The raw cells as a frame (object dtype) indexed by Excel row number."""
+        import pandas as pd  # here: the reading processes import this module without pandas
 
-@dataclass
-class LocatedTable:
-    """A sheet's table: raw values under canonical column names.
-
-    `values` has one row per data row (object dtype, raw cell values) and the index is
-    the Excel row number. `letters` maps each found column to its Excel letter.
-    """
-
-    sheet: str
-    header_row: int  # Excel row number of the header
-    values: pd.DataFrame
-    letters: dict[str, str]
-    total: pd.Series | None = None  # the 合计 row, if any
-    total_row: int | None = None
-    problems: list[HeaderProblem] = field(default_factory=list)
-    texts: dict[str, list] | None = None  # column -> the cells as texts, when the reading process made them
+        if not self.header_row:
+            return pd.DataFrame(columns=[])
+        return pd.DataFrame(self.columns, index=pd.Index(self.rows, name="excel_row"), dtype=object)
 
 
 def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
@@ -103,19 +98,6 @@ def locate_rows(sheet: RawSheet, spec: SheetSpec) -> LocatedRows:
     if spec.total_label and spec.group_column in table.columns:
         _split_total(table, spec)
     return table
-
-
-def framed(table: LocatedRows) -> LocatedTable:
-    """The located rows as the checks' table: a frame of raw values indexed by Excel row."""
-    import pandas as pd  # here: the reading processes import this module without pandas
-
-    if not table.header_row:
-        values = pd.DataFrame(columns=[])
-    else:
-        values = pd.DataFrame(table.columns, index=pd.Index(table.rows, name="excel_row"), dtype=object)
-    total = None if table.total is None else pd.Series(table.total, name=table.total_row, dtype=object)
-    return LocatedTable(table.sheet, table.header_row, values, table.letters, total, table.total_row, table.problems,
-                        table.texts)
 
 
 def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[str, int], list[HeaderProblem]]:

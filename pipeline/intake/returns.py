@@ -14,7 +14,7 @@ from typing import Callable
 from pipeline.findings import Finding, finding
 from pipeline.forms import Form
 from pipeline.intake.identify import Identity
-from pipeline.intake.locate import LocatedTable, framed
+from pipeline.intake.locate import LocatedRows
 from pipeline.intake.safety import require_defusedxml
 from pipeline.intake.sandbox import Limits, ReaderPool, ReadReport
 from pipeline.intake.sheets import TakenBook, take_workbook
@@ -31,7 +31,7 @@ class ReturnFile:
     path: Path
     sha256: str
     received_at: dt.datetime
-    tables: dict[str, LocatedTable] = field(default_factory=dict)  # form sheet key -> table
+    tables: dict[str, LocatedRows] = field(default_factory=dict)  # form sheet key -> table
     identity: Identity | None = None
     findings: list[Finding] = field(default_factory=list)
     unreadable: str = ""  # why the file could not be read at all
@@ -95,7 +95,7 @@ def snapshot(path: Path) -> Snapshot:
 
 def _use_taken(ret: ReturnFile, taken: TakenBook, registry: Registry) -> None:
     """The reading process's tables, identity and findings, as this process's objects."""
-    ret.tables = {key: framed(rows) for key, rows in taken.tables.items()}
+    ret.tables = taken.tables
     unit = registry.unit_by_code(taken.identity.unit.code) if taken.identity.unit else None
     ret.identity = replace(taken.identity, unit=unit)  # the registry's own Unit, not a copy from the pipe
     ret.findings += taken.findings
@@ -147,7 +147,7 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
 
     By default `workers` limited reading processes (see `sandbox`) parse the files and take
     them in (`sheets.take_workbook`: tables located, unit and period identified), fed by a
-    thread pool twice that size that hashes each file and makes its tables into frames.
+    thread pool twice that size that hashes each file and waits for its reading.
     Another executor may be passed (a process pool, or a Dask cluster's): its workers then
     do all the per-file work, each reading through a reading process of its own, kept for
     the worker's life.

@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipeline.findings import Finding, finding
 from pipeline.forms import Form, SheetSpec
-from pipeline.intake.locate import LocatedTable
+from pipeline.intake.locate import LocatedRows
 from pipeline.validate.batch import RET, ROW, ReturnKey, stack_raw, stack_texts
 from pipeline.validate.cells import failures_to_findings, run_schema, where
 from pipeline.validate.registers import (GROUP, REGISTER_FIGURES, ROSTER_FIGURES, PersonChecker,
@@ -27,7 +27,7 @@ class Sheet:
     """One sheet kind across the batch: its typed rows and what was found."""
 
     spec: SheetSpec
-    tables: dict[int, LocatedTable]
+    tables: dict[int, LocatedRows]
     typed: pd.DataFrame
     findings: list[Finding]
 
@@ -44,7 +44,7 @@ class Validated:
     floating: pd.DataFrame
 
 
-def validate_returns(tables: dict[int, dict[str, LocatedTable]], keys: dict[int, ReturnKey],
+def validate_returns(tables: dict[int, dict[str, LocatedRows]], keys: dict[int, ReturnKey],
                      form: Form, today: dt.date) -> Validated:
     """Check a batch of identified returns; `tables[i]` maps form sheet key → located table."""
     sheets = {key: check_sheet({i: t[key] for i, t in tables.items() if key in t}, form.sheets[key], keys)
@@ -62,7 +62,7 @@ def validate_returns(tables: dict[int, dict[str, LocatedTable]], keys: dict[int,
     return Validated(per_return, monthly.typed, women.typed, floating.typed)
 
 
-def check_sheet(tables: dict[int, LocatedTable], spec: SheetSpec, keys: dict[int, ReturnKey]) -> Sheet:
+def check_sheet(tables: dict[int, LocatedRows], spec: SheetSpec, keys: dict[int, ReturnKey]) -> Sheet:
     """Cell checks of one sheet kind over all returns, and its typed frame."""
     texts = stack_texts(tables, spec)
     letters = {i: t.letters for i, t in tables.items()}
@@ -75,7 +75,7 @@ def check_sheet(tables: dict[int, LocatedTable], spec: SheetSpec, keys: dict[int
     return Sheet(spec, tables, typed, found + unknown)
 
 
-def numeric_ids(texts: pd.DataFrame, tables: dict[int, LocatedTable], spec: SheetSpec,
+def numeric_ids(texts: pd.DataFrame, tables: dict[int, LocatedRows], spec: SheetSpec,
                 keys: dict[int, ReturnKey], letters: dict[int, dict[str, str]]
                 ) -> tuple[list[Finding], set[tuple[int, int, str]], list[tuple[int, str]]]:
     """ID numbers Excel stored as numbers: their last digits are gone, even if the check digit passes.

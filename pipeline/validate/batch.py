@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.forms import SheetSpec
-from pipeline.intake.locate import LocatedTable
+from pipeline.intake.locate import LocatedRows
 from pipeline.values import column_texts
 
 RET, ROW = "_ret", "_row"
@@ -32,7 +32,7 @@ class ReturnKey:
     groups: tuple[str, ...]
 
 
-def stack_texts(tables: dict[int, LocatedTable], spec: SheetSpec) -> pd.DataFrame:
+def stack_texts(tables: dict[int, LocatedRows], spec: SheetSpec) -> pd.DataFrame:
     """One frame of every return's table, each cell as the text a clerk sees (None if blank).
 
     A blank cell is None where its return's column holds no text at all and NaN where it
@@ -42,10 +42,10 @@ def stack_texts(tables: dict[int, LocatedTable], spec: SheetSpec) -> pd.DataFram
     columns = [c.name for c in spec.columns]
     if not tables:
         return pd.DataFrame(columns=[RET, ROW, *columns])
-    sizes = [len(t.values) for t in tables.values()]
+    sizes = [len(t.rows) for t in tables.values()]
     data: dict[str, object] = {
         RET: np.repeat(np.array(list(tables), dtype=np.int64), sizes),
-        ROW: np.concatenate([t.values.index.to_numpy(dtype=np.int64) for t in tables.values()]),
+        ROW: np.array([row for t in tables.values() for row in t.rows], dtype=np.int64),
     }
     by_column = [table_texts(t) for t in tables.values()]
     for name in columns:
@@ -56,14 +56,12 @@ def stack_texts(tables: dict[int, LocatedTable], spec: SheetSpec) -> pd.DataFram
     return pd.DataFrame(data)
 
 
-def table_texts(table: LocatedTable) -> dict[str, list]:
+def table_texts(table: LocatedRows) -> dict[str, list]:
     """A located table's columns as texts: as the reading process made them, else made here."""
     if table.texts is not None:
         return table.texts
-    frame = table.values  # its columns as lists in one step: a frame's column lookup costs more than its cells
-    columns = dict(zip(frame.columns, frame.to_numpy(dtype=object).T.tolist())) if len(frame.columns) else {}
     known: dict = {}  # numbers and dates repeat: convert each once
-    return {name: column_texts(cells, known) for name, cells in columns.items()}
+    return {name: column_texts(cells, known) for name, cells in table.columns.items()}
 
 
 def object_array(items: list) -> np.ndarray:
@@ -73,11 +71,11 @@ def object_array(items: list) -> np.ndarray:
     return array
 
 
-def stack_raw(tables: dict[int, LocatedTable], spec: SheetSpec, column: str) -> pd.Series:
+def stack_raw(tables: dict[int, LocatedRows], spec: SheetSpec, column: str) -> pd.Series:
     """The raw cell values of one column across returns, aligned with stack_texts."""
     cells: list = []
     for t in tables.values():
-        cells += t.values[column].tolist() if column in t.values else [None] * len(t.values)
+        cells += t.columns[column] if column in t.columns else [None] * len(t.rows)
     return pd.Series(object_array(cells), dtype=object)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from pipeline.findings import Finding, finding
 from pipeline.forms import SheetSpec
-from pipeline.intake.locate import LocatedTable
+from pipeline.intake.locate import LocatedRows
 from pipeline.validate.batch import RET, ROW, ReturnKey, row_spans
 from pipeline.validate.cells import where
 from pipeline.values import parse_number
@@ -87,7 +87,7 @@ class RowChecker:
                                  value=fmt(sums[i]), expected=fmt(births[i])))
         return found
 
-    def totals(self, tables: dict[int, LocatedTable]) -> list[Finding]:
+    def totals(self, tables: dict[int, LocatedRows]) -> list[Finding]:
         """The 合计 row equals the sum of the group rows, column by column."""
         found = []
         counts = [c.name for c in self.spec.columns if c.type == "count"]
