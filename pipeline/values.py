@@ -17,7 +17,6 @@ _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*�
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NAN = float("nan")
-_UNSEEN = object()
 
 
 def as_text(value: object) -> str | None:
@@ -39,33 +38,47 @@ def as_text(value: object) -> str | None:
 
 
 def column_texts(values: list, known: dict | None = None) -> list:
-    """One table column as texts (`as_text`, inlined for plain strings): blanks None, or NaN if any text."""
+    """One table column as texts (`as_text`): blanks None, or NaN where the column holds any text.
+
+    `known` (one per workbook) maps each value met to (that value, its text), so a repeated
+    text or number is converted once, and `values` is made to hold one object per distinct
+    text or nonzero number: groups, 无, 否 and counts repeat down every column, and a run
+    holds these cells until they are filed.
+    """
     known = {} if known is None else known
     texts, filled = [], False
-    for v in values:
-        if type(v) is str:  # as_text: NFKC, runs of white space to one space, trimmed (\s is isspace)
-            text = " ".join(unicodedata.normalize("NFKC", v).split())
-            if not text:
-                texts.append(None)
-                continue
-            texts.append(v if text == v else text)  # the cell's own string when unchanged: less memory
-            filled = True
-            continue
-        if v is None or (type(v) is float and v != v):
+    for i, v in enumerate(values):
+        kind = type(v)
+        if kind is str:  # most cells: the text itself is the key (a tuple key is never equal to it)
+            seen = known.get(v)
+            if seen is None:
+                seen = known[v] = (v, _clerk_text(v))
+            else:
+                values[i] = seen[0]
+        elif v is None or (kind is float and v != v):
             texts.append(None)
             continue
-        key = (type(v), v)  # 1, 1.0 and True are equal keys otherwise
-        try:
-            text = known.get(key, _UNSEEN)
-            if text is _UNSEEN:
-                text = known[key] = as_text(v)
-        except TypeError:  # not hashable: no reader gives one, but never fail on a cell
-            text = as_text(v)
-        texts.append(text)
-        filled = filled or text is not None
+        else:
+            key = (kind, v)  # 1, 1.0 and True are equal keys otherwise
+            try:
+                seen = known.get(key)
+                if seen is None:
+                    seen = known[key] = (v, as_text(v))
+                elif kind is float and v:  # 0.0 == -0.0: a zero keeps its own sign
+                    values[i] = seen[0]
+            except TypeError:  # not hashable: no reader gives one, but never fail on a cell
+                seen = (v, as_text(v))
+        texts.append(seen[1])
+        filled = filled or seen[1] is not None
     if filled:
         texts = [_NAN if t is None else t for t in texts]
     return texts
+
+
+def _clerk_text(text: str) -> str | None:
+    """as_text of a string, inlined: NFKC, runs of white space to one space, trimmed (\\s is isspace)."""
+    clean = " ".join(unicodedata.normalize("NFKC", text).split())
+    return None if not clean else text if clean == text else clean  # the cell's own string when unchanged
 
 
 def has_control_characters(value: object) -> bool:

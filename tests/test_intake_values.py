@@ -86,6 +86,32 @@ def test_equal_cells_share_one_object_and_keep_their_values():
     assert first[3] == 2 and type(first[3]) is int and second[3] is True  # 1 == True: only texts and floats merge
 
 
+def test_column_texts_share_equal_cells_and_read_them_as_a_clerk_does():
+    from pipeline.values import column_texts
+
+    made_apart = ["已婚x"[:2], "".join(["已", "婚"])]
+    cells = [made_apart[0], 1.5, -0.0, made_apart[1], float("1.5"), 0.0, " 无 ", None, True, 1]
+    texts = column_texts(cells)
+    assert cells[0] is cells[3] and cells[1] is cells[4]  # one object per distinct text or number
+    assert str(cells[2]) == "-0.0" and str(cells[5]) == "0.0"  # the sign of a zero is kept
+    assert cells[8] is True and type(cells[9]) is int  # 1 == True: kinds never merge
+    assert texts[:7] == ["已婚", "1.5", "0", "已婚", "1.5", "0", "无"] and texts[7] != texts[7]  # blank: NaN
+    assert texts[8:] == ["是", "1"]
+    assert column_texts([None, " ", float("nan")]) == [None, None, None]  # nothing in the column: blanks stay None
+
+
+def test_taken_in_tables_come_with_their_texts_and_share_equal_cells(tmp_path, street):
+    from test_intake_builders import return_grids, write_xlsx
+
+    grids = return_grids(clean_return(street, "U01"))
+    [ret] = take_in_all([(write_xlsx(tmp_path / "甲村.xlsx", grids), None)], street, load_form())
+    roster = ret.tables["roster"]
+    groups = roster.columns["小组"]
+    assert roster.texts is not None and roster.texts["小组"] == groups
+    assert len(set(groups)) < len(groups)
+    assert all(g is next(h for h in groups if h == g) for g in groups)  # equal group names: one object
+
+
 def test_files_are_taken_in_batches_in_their_order_with_progress_over_all(tmp_path, street):
     from pipeline.intake.returns import take_in_batches
     from test_intake_builders import return_grids, write_xlsx

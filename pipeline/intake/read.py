@@ -108,15 +108,15 @@ def read_workbook(path: Path, xlsx_reader: str = "calamine") -> RawWorkbook:
     book = read_folder(path) if path.is_dir() else read_bytes(read_limited(path), path.name, xlsx_reader=xlsx_reader)
     for sheet in book.sheets:
         sheet.trim()  # a formatted but empty area must not cost the checks a pass over millions of cells
-    share_equal_values(book)
     return book
 
 
 def share_equal_values(book: RawWorkbook) -> None:
     """One object per distinct text or number of a workbook (its groups, 无, 否, 0 repeat down every column).
 
-    A run holds the cells of thousands of returns until they are filed: this is ~30% of
-    that memory, and pickling keeps the sharing, so the answer is smaller to send too.
+    For a whole workbook sent from a reading process: pickling keeps the sharing, so the
+    answer is smaller to send and to hold. (Taken-in tables share theirs as their texts
+    are made: values.column_texts.)
     """
     seen: dict = {}
     for sheet in book.sheets:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.intake.read import READER_ENV, UnreadableFile, read_workbook
+from pipeline.intake.read import READER_ENV, UnreadableFile, read_workbook, share_equal_values
 from pipeline.intake.sheets import take_workbook
 
 HEADER = struct.Struct("<Q")
@@ -63,6 +63,8 @@ def answer_for(path: Path, xlsx_reader: str = "calamine", context: tuple | None 
     """
     try:
         book = read_workbook(path, xlsx_reader)
+        if context is None:
+            share_equal_values(book)
         answer: tuple[str, object] = ("ok", take_workbook(book, path.name, *context) if context else book)
     except UnreadableFile as exc:
         answer = ("refused", str(exc))
