@@ -263,3 +263,30 @@ def test_reconciling_units_together_equals_one_at_a_time(tmp_path, street, monke
     assert contents[0] == contents[1]
     findings = [json.loads(f)["code"] for _, stage, f in contents[0][0]["findings"] if stage == "reconcile"]
     assert findings.count("opening-mismatch") == 1 and findings.count("reconcile-baseline") == 3
+
+
+def test_person_records_are_exactly_what_json_dumps_writes(tmp_path, street):
+    """The records are written column by column for speed; each must be json.dumps of the typed row."""
+    from pipeline.check import _plain, check_returns, no_earlier_persons, return_keys
+    from pipeline.forms import load_form
+    from pipeline.intake.returns import take_in_all
+    from pipeline.validate import validate_returns
+
+    data = clean_return(street, "U01")
+    data.roster.loc[0, "姓名"] = '王"%s\\n小%d红 😀'  # quotes, a backslash, %-formats and a non-BMP character
+    data.roster.loc[1, "备注"] = "50% 已核实"
+    data.roster.loc[2, "现有子女数"] = None
+    data.floating.loc[0, "户籍地"] = "%(name)s 省"
+    [ret] = take_in_all([(drop(tmp_path, "甲村.xlsx", data), None)], street, load_form())
+    [checked], _ = check_returns([ret], street, load_form(), RUN_DAY.date(), no_earlier_persons())
+    validated = validate_returns({0: ret.tables}, return_keys([ret]), load_form(), RUN_DAY.date())
+    for key, typed in (("roster", validated.women), ("floating", validated.floating)):
+        letter = ret.tables[key].letters["身份证号"]
+        rows = typed[typed["身份证号"].notna()]
+        expected = [json.dumps({**{c: _plain(v) for c, v in row.items() if not c.startswith("_")},
+                                "_row": int(row["_row"]), "_column": letter, "_cell": f"{letter}{int(row['_row'])}"},
+                               ensure_ascii=False, default=str)
+                    for _, row in rows.iterrows()]
+        records = checked.persons[key]["record"].tolist()
+        assert records == expected and len(records) == len(data.roster if key == "roster" else data.floating)
+    assert '王\\"%s\\\\n小%d红 😀' in checked.persons["roster"]["record"][0]
