@@ -34,3 +34,24 @@ def test_a_blank_group_is_only_a_blank_cell(tmp_path, street):
     result = found(tmp_path, street, data)
     assert ("blank-required", "error", "育龄妇女", "D3") in result
     assert not [f for f in result if f[0] == "unknown-group"]
+
+
+def test_id_codes_are_id_problems_codes_whether_checked_now_or_remembered():
+    import random
+
+    from pipeline.validate import cells
+
+    rng = random.Random(7)
+    sound = [body + ric.calc_check_digit(body + "0")
+             for body in (f"{area}{year}{month:02d}{day:02d}{rng.randrange(1000):03d}"
+                          for area, year, month, day in [("110101", 1990, 3, 1), ("640102", 2000, 2, 29),
+                                                         ("440305", 1985, 12, 31), ("999999", 1990, 3, 1)])]
+    texts = sound + [sound[0][:17] + ("1" if sound[0][17] != "1" else "2"), "640102199002300012", "64010219900",
+                     "６４０１０２" + sound[1][6:], sound[2].lower(), " " + sound[2][:9] + " " + sound[2][9:],
+                     "11010119900301001Y", sound[0]]
+    expected = [problem[0] if (problem := cells.id_problem(t)) else None for t in texts]
+    assert "id-checksum" in expected and "id-birthdate" in expected and "id-region" in expected
+    cells._recent_id_codes.clear()
+    assert cells.id_codes(texts) == expected
+    assert cells.id_codes(list(reversed(texts))) == list(reversed(expected))  # now remembered
+    assert cells.checked_id_codes(texts) == expected

@@ -69,7 +69,23 @@ _ID_WEIGHTS = np.array([pow(2, 16 - i, 11) for i in range(17)], dtype=np.int64) 
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
+# The codes of the ID numbers checked lately: a batch's IDs are checked as cells, then their
+# births and sexes are read for the person rules, from the same texts.
+_recent_id_codes: dict[str, str | None] = {}
+RECENT_ID_CODES = 1_000_000  # ~100 MB at most; a batch of 250 returns has ~200,000 IDs
+
+
 def id_codes(texts: list[str]) -> list[str | None]:
+    """id_problem's code for each text (see checked_id_codes), each distinct text checked once lately."""
+    if len(_recent_id_codes) > RECENT_ID_CODES:
+        _recent_id_codes.clear()
+    new = [t for t in dict.fromkeys(texts) if t not in _recent_id_codes]
+    if new:
+        _recent_id_codes.update(zip(new, checked_id_codes(new)))
+    return [_recent_id_codes[t] for t in texts]
+
+
+def checked_id_codes(texts: list[str]) -> list[str | None]:
     """id_problem's code for each text, the usual 18 ASCII characters checked as arrays.
 
     Anything else (another length, non-ASCII digits) goes through id_problem itself, so
