@@ -37,6 +37,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total), for a progre
 DEFAULT_WORKERS = os.cpu_count() or 1  # one reading process per core
 LOCK_TIMEOUT_SECONDS = 60.0
 BATCH_RETURNS = 250  # returns checked and filed together: memory stays that of a batch, pandera runs N/250 times
+FIRST_BATCH = 25  # ... after batches of 25, 50, 100, 200: checking starts once 25 returns are read, not 250
 
 
 @dataclass
@@ -116,7 +117,8 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
         with result.timed("intake"):
             files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
         batches = take_in_batches(files, registry, form, per_file.executor, workers=per_file.workers,
-                                  progress=lambda done, total: progress("intake", done, total), batch=BATCH_RETURNS)
+                                  progress=lambda done, total: progress("intake", done, total), batch=BATCH_RETURNS,
+                                  first=FIRST_BATCH)
         filed = []
         for taken in result.timed_batches(batches):
             filed += _file_batch(history, ws, registry, form, taken, period, now, result)

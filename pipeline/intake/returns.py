@@ -138,12 +138,14 @@ def take_in_all(files: list[tuple[Path, str | None]], registry: Registry, form: 
 def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, form: Form,
                     executor: Executor | None = None, limits: Limits = Limits(),
                     progress: Callable[[int, int], None] | None = None, workers: int = READ_WORKERS,
-                    batch: int = 250) -> Iterator[list[ReturnFile]]:
+                    batch: int = 250, first: int | None = None) -> Iterator[list[ReturnFile]]:
     """Take in the files `batch` at a time, in their order; the next batch is read while one is used.
 
     A run then holds a batch or two of returns, not thousands, and the reading processes
-    keep working while the caller checks and files the batch it was given. Files that
-    changed while being read are left out (for the next run).
+    keep working while the caller checks and files the batch it was given. With `first`,
+    the batches grow from that size, doubling, up to `batch`: the caller starts on a few
+    returns at once instead of waiting for a whole batch to be read. Files that changed
+    while being read are left out (for the next run).
 
     By default `workers` limited reading processes (see `sandbox`) parse the files and take
     them in (`sheets.take_workbook`: tables located, unit and period identified), fed by a
@@ -153,7 +155,7 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
     the worker's life.
     """
     require_defusedxml()
-    chunks = [files[i:i + batch] for i in range(0, len(files), batch)]
+    chunks = [files[start:end] for start, end in _spans(len(files), batch, first or batch)]
     if executor is not None:
         yield from _batches_on(executor, chunks, registry, form, None, progress)
         return
@@ -161,6 +163,14 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
     with ReaderPool(workers, limits, context=(registry, form)) as reader, \
             ThreadPoolExecutor(max_workers=2 * workers) as threads:
         yield from _batches_on(threads, chunks, registry, form, reader, progress)
+
+
+def _spans(total: int, batch: int, first: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each batch: sizes first, 2·first, … up to batch, then batch."""
+    start, size = 0, max(1, min(first, batch))
+    while start < total:
+        yield start, min(total, start + size)
+        start, size = start + size, min(batch, 2 * size)
 
 
 def _batches_on(executor: Executor, chunks: list[list[tuple[Path, str | None]]], registry: Registry, form: Form,
