@@ -51,7 +51,9 @@ def test_id_codes_are_id_problems_codes_whether_checked_now_or_remembered():
                      "11010119900301001Y", sound[0]]
     expected = [problem[0] if (problem := cells.id_problem(t)) else None for t in texts]
     assert "id-checksum" in expected and "id-birthdate" in expected and "id-region" in expected
-    cells._recent_id_codes.clear()
     assert cells.id_codes(texts) == expected
-    assert cells.id_codes(list(reversed(texts))) == list(reversed(expected))  # now remembered
-    assert cells.checked_id_codes(texts) == expected
+    with cells.remembering_id_codes():
+        assert cells.id_codes(texts) == expected
+        assert set(cells._remembered_id_codes) == set(texts)
+        assert cells.id_codes(list(reversed(texts))) == list(reversed(expected))  # remembered
+    assert cells._remembered_id_codes is None  # forgotten after the batch

@@ -15,7 +15,7 @@ from pipeline.findings import Finding, finding
 from pipeline.forms import Form, SheetSpec
 from pipeline.intake.locate import LocatedRows
 from pipeline.validate.batch import RET, ROW, ReturnKey, stack_raw, stack_texts
-from pipeline.validate.cells import failures_to_findings, run_schema, where
+from pipeline.validate.cells import failures_to_findings, remembering_id_codes, run_schema, where
 from pipeline.validate.registers import (GROUP, REGISTER_FIGURES, ROSTER_FIGURES, PersonChecker,
                                          compare_with_table, register_counts, roster_counts)
 from pipeline.validate.rows import RowChecker
@@ -47,14 +47,15 @@ class Validated:
 def validate_returns(tables: dict[int, dict[str, LocatedRows]], keys: dict[int, ReturnKey],
                      form: Form, today: dt.date) -> Validated:
     """Check a batch of identified returns; `tables[i]` maps form sheet key → located table."""
-    sheets = {key: check_sheet({i: t[key] for i, t in tables.items() if key in t}, form.sheets[key], keys)
-              for key in ("monthly", "roster", "floating")}
-    monthly, women, floating = sheets["monthly"], sheets["roster"], sheets["floating"]
-    found = monthly.findings + women.findings + floating.findings
-    found += monthly_rules(monthly, keys)
-    found += roster_rules(women, keys, form, today)
-    found += floating_rules(floating, keys, today)
-    found += cross_sheet_rules(monthly, women, floating, keys, form)
+    with remembering_id_codes():
+        sheets = {key: check_sheet({i: t[key] for i, t in tables.items() if key in t}, form.sheets[key], keys)
+                  for key in ("monthly", "roster", "floating")}
+        monthly, women, floating = sheets["monthly"], sheets["roster"], sheets["floating"]
+        found = monthly.findings + women.findings + floating.findings
+        found += monthly_rules(monthly, keys)
+        found += roster_rules(women, keys, form, today)
+        found += floating_rules(floating, keys, today)
+        found += cross_sheet_rules(monthly, women, floating, keys, form)
     by_file = {key.file: i for i, key in keys.items()}
     per_return: dict[int, list[Finding]] = {i: [] for i in keys}
     for f in found:
@@ -65,6 +66,8 @@ def validate_returns(tables: dict[int, dict[str, LocatedRows]], keys: dict[int, 
 def check_sheet(tables: dict[int, LocatedRows], spec: SheetSpec, keys: dict[int, ReturnKey]) -> Sheet:
     """Cell checks of one sheet kind over all returns, and its typed frame."""
     texts = stack_texts(tables, spec)
+    for table in tables.values():  # stacked: the batch need not hold them twice (made again if asked for)
+        table.texts = None
     letters = {i: t.letters for i, t in tables.items()}
     found, already, positions = numeric_ids(texts, tables, spec, keys, letters)
     found += failures_to_findings(run_schema(texts, spec), texts, spec, keys, letters, already)

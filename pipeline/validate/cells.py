@@ -7,6 +7,8 @@ below (`failures_to_findings`) can turn pandera's failure cases into findings.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache, lru_cache
 from typing import Callable
 
@@ -69,20 +71,31 @@ _ID_WEIGHTS = np.array([pow(2, 16 - i, 11) for i in range(17)], dtype=np.int64) 
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
-# The codes of the ID numbers checked lately: a batch's IDs are checked as cells, then their
-# births and sexes are read for the person rules, from the same texts.
-_recent_id_codes: dict[str, str | None] = {}
-RECENT_ID_CODES = 1_000_000  # ~100 MB at most; a batch of 250 returns has ~200,000 IDs
+# Within `remembering_id_codes()`, the code of each ID number checked: a batch's IDs are
+# checked as cells, then read again for births and sexes by the person rules.
+_remembered_id_codes: dict[str, str | None] | None = None
+
+
+@contextmanager
+def remembering_id_codes() -> Iterator[None]:
+    """Check each distinct ID number once inside (one batch's worth), forget them after."""
+    global _remembered_id_codes
+    _remembered_id_codes = {}
+    try:
+        yield
+    finally:
+        _remembered_id_codes = None
 
 
 def id_codes(texts: list[str]) -> list[str | None]:
-    """id_problem's code for each text (see checked_id_codes), each distinct text checked once lately."""
-    if len(_recent_id_codes) > RECENT_ID_CODES:
-        _recent_id_codes.clear()
-    new = [t for t in dict.fromkeys(texts) if t not in _recent_id_codes]
+    """id_problem's code for each text (see checked_id_codes), remembered inside remembering_id_codes()."""
+    known = _remembered_id_codes
+    if known is None:
+        return checked_id_codes(texts)
+    new = [t for t in dict.fromkeys(texts) if t not in known]
     if new:
-        _recent_id_codes.update(zip(new, checked_id_codes(new)))
-    return [_recent_id_codes[t] for t in texts]
+        known.update(zip(new, checked_id_codes(new)))
+    return [known[t] for t in texts]
 
 
 def checked_id_codes(texts: list[str]) -> list[str | None]:
