@@ -76,10 +76,10 @@ def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
     """0-based row whose cells name the most of the form's columns (at least two)."""
     known = {label for col in spec.columns for label in col.labels()}
     best, best_hits = None, 1
-    for r in range(sheet.top, min(sheet.n_rows, sheet.top + HEADER_SEARCH_ROWS)):
-        hits = sum(1 for c in range(sheet.left, sheet.n_cols) if normalise_label(sheet.cell(r, c)) in known)
+    for r, line in enumerate(sheet.grid[:HEADER_SEARCH_ROWS]):  # the cells of rows top, top + 1, …
+        hits = sum(1 for v in line if v is not None and normalise_label(v) in known)
         if hits > best_hits:
-            best, best_hits = r, hits
+            best, best_hits = r + sheet.top, hits
     return best
 
 
