@@ -77,7 +77,7 @@ def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today
     persons = {k: all_persons(validated, k, a, files) for k, a in REGISTERS.items()}
     group_rows = all_group_rows(validated)
     checked = [CheckedReturn(f, with_severities(_stamp(found[i], keys[i]), overrides),
-                             figures[i] if i in figures else _no_figures(),
+                             figures[i] if i in figures else _figure_rows([], [], []),
                              Registers({k: persons[k].get(i) for k in REGISTERS}),
                              _layouts(f, group_rows.get(i, {})))
                for i, f in enumerate(files)]
@@ -89,25 +89,17 @@ def _stamp(findings: list[Finding], key: ReturnKey) -> list[Finding]:
     return [replace(f, unit=key.unit, unit_name=key.unit_name, period=key.period, file=key.file) for f in findings]
 
 
-def figures_of(validated: Validated, index: int, form: Form) -> pd.DataFrame:
-    """The return's monthly table as long rows (grp, name, value), rows of unknown groups left out."""
-    return all_figures(validated, form).get(index, _no_figures())
-
-
 def all_figures(validated: Validated, form: Form) -> dict[int, pd.DataFrame]:
-    """figures_of every return, from one pass over the stacked monthly table."""
+    """Each return's monthly table as long rows (grp, name, value), rows of unknown groups left out.
+
+    From one pass over the stacked monthly table."""
     rows = validated.monthly[validated.monthly[GROUP].notna()]
-    names = [c.name for c in form.monthly.columns if c.type == "count"]
-    long = rows.melt(id_vars=[RET, GROUP], value_vars=names, var_name="name", value_name="value")
+    counts = [c.name for c in form.monthly.columns if c.type == "count"]
+    long = rows.melt(id_vars=[RET, GROUP], value_vars=counts, var_name="name", value_name="value")
     long = long.rename(columns={GROUP: "grp"}).dropna(subset=["value"])
     summed = long.groupby([RET, "grp", "name"], as_index=False)["value"].sum()
-    return {ret: part.drop(columns=[RET]).reset_index(drop=True)
-            for ret, part in _parts(summed).items()}
-
-
-def layouts_of(validated: Validated, index: int, file: ReturnFile) -> list[Layout]:
-    """Where each table sat in the file, and the Excel row of each group of the monthly table."""
-    return _layouts(file, all_group_rows(validated).get(index, {}))
+    groups, names, values = (summed[c].tolist() for c in ("grp", "name", "value"))
+    return {ret: _figure_rows(groups[span], names[span], values[span]) for ret, span in row_spans(summed[RET]).items()}
 
 
 def all_group_rows(validated: Validated) -> dict[int, dict[str, int]]:
@@ -122,12 +114,6 @@ def all_group_rows(validated: Validated) -> dict[int, dict[str, int]]:
 def _layouts(file: ReturnFile, group_rows: dict[str, int]) -> list[Layout]:
     return [Layout(key, t.sheet, t.header_row, t.total_row, t.letters, group_rows if key == "monthly" else {})
             for key, t in file.tables.items()]
-
-
-def persons_of(validated: Validated, index: int, key: str, attr: str, file: ReturnFile) -> pd.DataFrame:
-    """One register's rows: id_number, grp, and the typed record (with its Excel cell)."""
-    rows = all_persons(validated, key, attr, {index: file}).get(index)
-    return rows.frame() if rows is not None else _no_persons()
 
 
 class _Register:
@@ -232,13 +218,11 @@ def json_values(cells: list, made: dict) -> list[str]:
     return values
 
 
-def _parts(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
-    return {ret: frame.iloc[span] for ret, span in row_spans(frame[RET]).items()}
-
-
-def _no_figures() -> pd.DataFrame:
-    return pd.DataFrame({"grp": pd.Series([], dtype=object), "name": pd.Series([], dtype=object),
-                         "value": pd.Series([], dtype=float)})
+def _figure_rows(groups: list, names: list, values: list) -> pd.DataFrame:
+    """A return's figures as long rows: grp, name, value."""
+    return pd.DataFrame({"grp": pd.Series(object_array(groups), dtype=object),
+                         "name": pd.Series(object_array(names), dtype=object),
+                         "value": pd.Series(values, dtype=float)})
 
 
 def _no_persons() -> pd.DataFrame:
