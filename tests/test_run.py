@@ -29,6 +29,18 @@ def test_clean_returns_are_accepted_and_filed(workspace, street):
     assert units == {"U01": "accepted", "U02": "accepted", "U03": "missing"}
 
 
+def test_a_run_collects_garbage_less_often_and_gives_the_setting_back(workspace, street):
+    import gc
+
+    from pipeline.run import RUN_GC_THRESHOLD
+
+    drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
+    before, seen = gc.get_threshold(), set()
+    run(workspace, street, now=RUN_DAY, progress=lambda stage, done, total: seen.add(gc.get_threshold()))
+    assert seen == {(RUN_GC_THRESHOLD, *before[1:])} and before[0] != RUN_GC_THRESHOLD
+    assert gc.get_threshold() == before
+
+
 def test_rejected_return_is_archived_reported_and_left_out_of_totals(workspace, street):
     good, bad = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
     bad.monthly.at[0, "期末人口"] += 7
