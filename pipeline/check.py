@@ -90,9 +90,10 @@ def _stamp(findings: list[Finding], key: ReturnKey) -> list[Finding]:
 
 
 def all_figures(validated: Validated, form: Form) -> dict[int, pd.DataFrame]:
-    """Each return's monthly table as long rows (grp, name, value), rows of unknown groups left out.
+    """Each return's monthly table as long rows (grp, name, value), from one pass over the stacked table.
 
-    From one pass over the stacked monthly table."""
+    Rows of unknown groups are left out.
+    """
     rows = validated.monthly[validated.monthly[GROUP].notna()]
     counts = [c.name for c in form.monthly.columns if c.type == "count"]
     long = rows.melt(id_vars=[RET, GROUP], value_vars=counts, var_name="name", value_name="value")

@@ -290,3 +290,24 @@ def test_person_records_are_exactly_what_json_dumps_writes(tmp_path, street):
         records = checked.persons[key]["record"].tolist()
         assert records == expected and len(records) == len(data.roster if key == "roster" else data.floating)
     assert '王\\"%s\\\\n小%d红 😀' in checked.persons["roster"]["record"][0]
+
+
+def test_restanding_a_unit_reads_only_that_units_returns(tmp_path):
+    """Filing a batch must not read the whole period again (quadratic in a city's returns)."""
+    history = History(tmp_path / "history.sqlite")
+    run_id = history.start_run(dt.datetime(2026, 11, 1))
+    day = dt.datetime(2026, 11, 1)
+    with history.transaction() as db:
+        for n, (unit, filled) in enumerate([("U01", dt.date(2026, 11, 2)), ("U01", dt.date(2026, 11, 3)),
+                                             ("U02", None), ("U03", None)]):
+            history.add_return(db, StoredReturn(0, f"sha{n}", f"f{n}.xlsx", f"archive/f{n}.xlsx", unit, "2026-10",
+                                                "accepted", "accepted", day, filled, ""), run_id)
+    statements: list[str] = []
+    history.db.set_trace_callback(statements.append)
+    with history.transaction() as db:
+        filing.restand_units(history, db, "2026-10", {"U01"})
+    history.db.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "FROM returns" in s]
+    assert reads and all("unit='U01'" in s.replace(" ", "") or "unit=?" in s for s in reads), reads
+    assert {r.file_name: r.status for r in history.returns(period="2026-10")} == {
+        "f0.xlsx": "superseded", "f1.xlsx": "accepted", "f2.xlsx": "accepted", "f3.xlsx": "accepted"}

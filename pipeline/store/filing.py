@@ -138,13 +138,15 @@ def record_checked(history: History, db, run_id: int, c: CheckedReturn, target: 
 
 
 def restand_units(history: History, db, period: str, units: set[str]) -> None:
-    """Which return stands for each of `units` in `period` (see _restand); the period's returns read once."""
-    returns: dict[str, list[StoredReturn]] = {}
-    for r in history.returns(period=period):
-        if r.unit in units:
-            returns.setdefault(r.unit, []).append(r)
-    for same_unit in returns.values():
-        _restand(history, db, same_unit)
+    """Which return stands for each of `units` in `period` (see _restand).
+
+    Each unit's returns are looked up through the (unit, period) index: reading the whole
+    period for every batch filed grew with the square of a city's returns (11 s at 10,000).
+    """
+    for unit in sorted(units):
+        same_unit = history.returns(period=period, unit=unit)
+        if same_unit:
+            _restand(history, db, same_unit)
 
 
 def _restand(history: History, db, returns: list[StoredReturn]) -> None:
