@@ -25,6 +25,7 @@ from pipeline.validate.registers import GROUP
 from pipeline.validate.street import ids_in_other_units
 
 REGISTERS = {"roster": "women", "floating": "floating"}  # form sheet key -> Validated attribute
+PERSON_COLUMNS = ("id_number", "grp", "record")
 EarlierPersons = Callable[[str, list[str]], pd.DataFrame]  # (sheet key, ID numbers) -> filed persons holding them
 
 
@@ -35,7 +36,7 @@ class CheckedReturn:
     file: ReturnFile
     findings: list[Finding]
     figures: pd.DataFrame  # long rows: grp, name, value
-    persons: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # sheet key -> id_number, grp, record
+    persons: Registers = field(default_factory=lambda: Registers({}))  # sheet key -> id_number, grp, record
     layouts: list[Layout] = field(default_factory=list)
 
     @property
@@ -147,8 +148,8 @@ class PersonRows:
     span: slice
     letter: str
 
-    def frame(self) -> pd.DataFrame:
-        """id_number, grp and record: the record as the JSON text the history stores.
+    def columns(self) -> tuple[list, list, list[str]]:
+        """id_number, grp and record of each row: the record as the JSON text the history stores.
 
         Written column by column, it is exactly what json.dumps(record, ensure_ascii=False,
         default=str) gives for {column: value, …, "_row", "_column", "_cell"}, at a fraction of the cost.
@@ -157,9 +158,12 @@ class PersonRows:
         rows = [int(row) for row in reg.rows[span]]
         values = [json_values(cells[span], made) for cells, made in reg.columns]
         form = reg.record_format(self.letter)
-        records = [form % fields for fields in zip(*values, rows, rows)]
-        return pd.DataFrame({"id_number": object_array(reg.ids[span]), "grp": object_array(reg.groups[span]),
-                             "record": object_array(records)}, dtype=object)
+        return reg.ids[span], reg.groups[span], [form % fields for fields in zip(*values, rows, rows)]
+
+    def frame(self) -> pd.DataFrame:
+        """The columns as a frame."""
+        return pd.DataFrame({name: object_array(column) for name, column in zip(PERSON_COLUMNS, self.columns())},
+                            dtype=object)
 
 
 class Registers(Mapping):
@@ -176,6 +180,11 @@ class Registers(Mapping):
     def __getitem__(self, key: str) -> pd.DataFrame:
         rows = self._rows[key]
         return rows.frame() if rows is not None else _no_persons()
+
+    def columns(self, key: str) -> tuple[list, list, list[str]]:
+        """The register as lists (id_number, grp, record): what filing writes, without a frame."""
+        rows = self._rows[key]
+        return rows.columns() if rows is not None else ([], [], [])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
@@ -227,8 +236,7 @@ def _figure_rows(groups: list, names: list, values: list) -> pd.DataFrame:
 
 
 def _no_persons() -> pd.DataFrame:
-    return pd.DataFrame({"id_number": pd.Series([], dtype=object), "grp": pd.Series([], dtype=object),
-                         "record": pd.Series([], dtype=object)})
+    return pd.DataFrame({name: pd.Series([], dtype=object) for name in PERSON_COLUMNS})
 
 
 def _plain(value: object) -> object:
