@@ -107,7 +107,7 @@ def fewer_collections() -> Iterator[None]:
     """Run the cyclic garbage collector every RUN_GC_THRESHOLD allocations, not every 700.
 
     A run allocates millions of cells, strings and findings that live until their batch is
-    filed; with Python's default the collector ran ~1,600 times at 1,000 returns and walked
+    filed; with Python's default the collector ran ~1,450 times at 1,000 returns and walked
     the batch held each time (~1.3 s of the run's own process; ~0.4 s now). Reference
     counting still frees everything without cycles at once.
     """
