@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
 import unicodedata
 from functools import lru_cache
@@ -43,7 +44,8 @@ def column_texts(values: list, known: dict | None = None) -> list:
     `known` (one per workbook) maps each value met to (that value, its text), so a repeated
     text or number is converted once, and `values` is made to hold one object per distinct
     text or nonzero number: groups, 无, 否 and counts repeat down every column, and a run
-    holds these cells until they are filed.
+    holds these cells until they are filed. A column whose cells are already the texts is
+    returned itself: pickled and held once.
     """
     known = {} if known is None else known
     texts, filled = [], False
@@ -72,6 +74,8 @@ def column_texts(values: list, known: dict | None = None) -> list:
         filled = filled or seen[1] is not None
     if filled:
         texts = [_NAN if t is None else t for t in texts]
+    if all(map(operator.is_, texts, values)):  # texts as written (most text columns): one list for both
+        return values
     return texts
 
 

@@ -98,6 +98,10 @@ def test_column_texts_share_equal_cells_and_read_them_as_a_clerk_does():
     assert texts[:7] == ["已婚", "1.5", "0", "已婚", "1.5", "0", "无"] and texts[7] != texts[7]  # blank: NaN
     assert texts[8:] == ["是", "1"]
     assert column_texts([None, " ", float("nan")]) == [None, None, None]  # nothing in the column: blanks stay None
+    written = ["甲组", "乙组", "甲组"]
+    assert column_texts(written) is written  # already the texts: one list, pickled and held once
+    for changed in (["甲组", None], ["甲组 ", "乙"]):  # a blank becomes NaN, a text is trimmed: texts of their own
+        assert column_texts(changed) is not changed
 
 
 def test_taken_in_tables_come_with_their_texts_and_share_equal_cells(tmp_path, street):
