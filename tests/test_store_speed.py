@@ -47,10 +47,8 @@ def store(tmp_path: Path, records_by_return: list[list[object]]) -> tuple[Histor
             rid = history.add_return(db, StoredReturn(0, f"sha{n}", f"f{n}.xlsx", f"archive/f{n}.xlsx", "U01",
                                                       "2026-10", "accepted", "accepted", dt.datetime(2026, 11, 1),
                                                       None, ""), run_id)
-            rows = pd.DataFrame({"id_number": [f"ID{n}-{i}" for i in range(len(records))],
-                                 "grp": [None if i % 2 else "一组" for i in range(len(records))],
-                                 "record": pd.Series(records, dtype=object)})
-            history.add_persons(db, rid, "roster", rows)
+            history.add_persons(db, rid, "roster", [f"ID{n}-{i}" for i in range(len(records))],
+                                [None if i % 2 else "一组" for i in range(len(records))], records)
             ids.append(rid)
     return history, ids
 

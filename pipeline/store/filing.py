@@ -129,7 +129,7 @@ def record_checked(history: History, db, run_id: int, c: CheckedReturn, target: 
     rid = history.add_return(db, _stored(f, target, c.verdict, ""), run_id)
     history.add_figures(db, rid, c.figures)
     for key in c.persons:
-        history.add_person_columns(db, rid, key, *c.persons.columns(key))
+        history.add_persons(db, rid, key, *c.persons.columns(key))
     history.add_findings(db, rid, c.findings)
     for layout in c.layouts:
         history.add_layout(db, rid, layout)

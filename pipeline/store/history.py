@@ -230,14 +230,9 @@ class History:
                         for g, n, v, b in zip(rows["grp"].tolist(), rows["name"].tolist(), rows["value"].tolist(),
                                               blank)))
 
-    def add_persons(self, db: sqlite3.Connection, return_id: int, register: str, rows: pd.DataFrame) -> None:
-        """Rows (id_number, grp, record as a dict or as its JSON text) of one return's register."""
-        self.add_person_columns(db, return_id, register, rows["id_number"].tolist(), rows["grp"].tolist(),
-                                rows["record"].tolist())
-
-    def add_person_columns(self, db: sqlite3.Connection, return_id: int, register: str, id_numbers: list,
-                           groups: list, records: list) -> None:
-        """add_persons, from the three columns as lists."""
+    def add_persons(self, db: sqlite3.Connection, return_id: int, register: str, id_numbers: list, groups: list,
+                    records: list) -> None:
+        """One return's register as three columns: id_number, grp, record (a dict or its JSON text)."""
         db.executemany("INSERT INTO persons VALUES (?,?,?,?,?)",
                        ((return_id, register, n, g, r if isinstance(r, str) else json.dumps(r, ensure_ascii=False,
                                                                                          default=str))
