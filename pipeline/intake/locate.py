@@ -135,13 +135,16 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
     rows, kept = [], []
     for r in range(header + 1 - sheet.top, len(sheet.grid)):
         line = sheet.grid[r]
-        # _blank, inlined: this looks at every cell of every row
-        filled = [v for v in line if v is not None and not (type(v) is str and (not v or v.isspace()))]
-        if not filled or _is_note(filled):
-            continue
         width = len(line)
         values = [None if (v := line[c] if c < width else None) == "" else v for c in at]
-        if all(_blank(v) for v in values) or _repeats_header(values, labels, normalised):
+        # _blank, inlined: this looks at every cell of every table row
+        shown = [v for v in values if v is not None and not (isinstance(v, str) and v.isspace())]
+        if not shown:
+            continue
+        # A note is a row of one filled cell: the whole row is looked at only when one of the table's is filled.
+        if len(shown) == 1 and _is_note([v for v in line if not _blank(v)]):
+            continue
+        if _repeats_header(values, labels, normalised):
             continue
         rows.append(r + sheet.top)
         kept.append(values)
@@ -188,7 +191,9 @@ def _blank(value: Cell) -> bool:
 def _split_total(table: LocatedRows, spec: SheetSpec) -> None:
     """Take the 合计 row(s) out of the data rows; the last one is the table's total."""
     labels = TOTAL_LABELS | {normalise_label(spec.total_label)}
-    is_total = [normalise_label(v) in labels for v in table.columns[spec.group_column]]
+    groups = table.columns[spec.group_column]
+    total_values = {v for v in set(groups) if normalise_label(v) in labels}  # groups repeat: each once
+    is_total = [v in total_values for v in groups]
     if not any(is_total):
         return
     last = max(i for i, flag in enumerate(is_total) if flag)
