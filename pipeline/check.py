@@ -29,13 +29,31 @@ PERSON_COLUMNS = ("id_number", "grp", "record")
 EarlierPersons = Callable[[str, list[str]], pd.DataFrame]  # (sheet key, ID numbers) -> filed persons holding them
 
 
+@dataclass(frozen=True)
+class FigureRows:
+    """A return's monthly table as long rows, three lists in step: each figure's group, name and value.
+
+    Lists, not a frame: filing writes them as they are, ~1,000 returns a run.
+    """
+
+    groups: list[str]
+    names: list[str]
+    values: list[float]
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as a frame (grp, name, value), for people and tests."""
+        return pd.DataFrame({"grp": pd.Series(object_array(self.groups), dtype=object),
+                             "name": pd.Series(object_array(self.names), dtype=object),
+                             "value": pd.Series(self.values, dtype=float)})
+
+
 @dataclass
 class CheckedReturn:
     """One identified return after every check: its verdict and what to keep of it."""
 
     file: ReturnFile
     findings: list[Finding]
-    figures: pd.DataFrame  # long rows: grp, name, value
+    figures: FigureRows  # long rows: grp, name, value
     persons: Registers = field(default_factory=lambda: Registers({}))  # sheet key -> id_number, grp, record
     layouts: list[Layout] = field(default_factory=list)
 
@@ -78,7 +96,7 @@ def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today
     persons = {k: all_persons(validated, k, a, files) for k, a in REGISTERS.items()}
     group_rows = all_group_rows(validated)
     checked = [CheckedReturn(f, with_severities(_stamp(found[i], keys[i]), overrides),
-                             figures[i] if i in figures else _figure_rows([], [], []),
+                             figures.get(i, FigureRows([], [], [])),
                              Registers({k: persons[k].get(i) for k in REGISTERS}),
                              _layouts(f, group_rows.get(i, {})))
                for i, f in enumerate(files)]
@@ -90,7 +108,7 @@ def _stamp(findings: list[Finding], key: ReturnKey) -> list[Finding]:
     return [replace(f, unit=key.unit, unit_name=key.unit_name, period=key.period, file=key.file) for f in findings]
 
 
-def all_figures(validated: Validated, form: Form) -> dict[int, pd.DataFrame]:
+def all_figures(validated: Validated, form: Form) -> dict[int, FigureRows]:
     """Each return's monthly table as long rows (grp, name, value), from one pass over the stacked table.
 
     Rows of unknown groups are left out.
@@ -101,7 +119,7 @@ def all_figures(validated: Validated, form: Form) -> dict[int, pd.DataFrame]:
     long = long.rename(columns={GROUP: "grp"}).dropna(subset=["value"])
     summed = long.groupby([RET, "grp", "name"], as_index=False)["value"].sum()
     groups, names, values = (summed[c].tolist() for c in ("grp", "name", "value"))
-    return {ret: _figure_rows(groups[span], names[span], values[span]) for ret, span in row_spans(summed[RET]).items()}
+    return {ret: FigureRows(groups[span], names[span], values[span]) for ret, span in row_spans(summed[RET]).items()}
 
 
 def all_group_rows(validated: Validated) -> dict[int, dict[str, int]]:
@@ -226,13 +244,6 @@ def json_values(cells: list, made: dict) -> list[str]:
                 value = json.dumps(_plain(v), ensure_ascii=False, default=str)
             values.append(value)
     return values
-
-
-def _figure_rows(groups: list, names: list, values: list) -> pd.DataFrame:
-    """A return's figures as long rows: grp, name, value."""
-    return pd.DataFrame({"grp": pd.Series(object_array(groups), dtype=object),
-                         "name": pd.Series(object_array(names), dtype=object),
-                         "value": pd.Series(values, dtype=float)})
 
 
 def _no_persons() -> pd.DataFrame:

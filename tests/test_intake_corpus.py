@@ -131,7 +131,8 @@ BIRTH_ORDERS = ("一孩", "二孩", "多孩")  # only the two-row header variant
 
 
 def _numbers(checked) -> tuple:
-    figures = checked.figures[~checked.figures["name"].isin(BIRTH_ORDERS)]
+    figures = checked.figures.frame()
+    figures = figures[~figures["name"].isin(BIRTH_ORDERS)]
     figures = figures.sort_values(["grp", "name"]).reset_index(drop=True)
     persons = {k: sorted(p["id_number"]) for k, p in checked.persons.items()}
     return figures.to_dict("records"), persons

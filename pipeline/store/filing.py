@@ -127,7 +127,7 @@ def record_checked(history: History, db, run_id: int, c: CheckedReturn, target: 
     """One checked return's history rows (its unit's months from this one on wait for reconciliation)."""
     f = c.file
     rid = history.add_return(db, _stored(f, target, c.verdict, ""), run_id)
-    history.add_figures(db, rid, c.figures)
+    history.add_figures(db, rid, c.figures.groups, c.figures.names, c.figures.values)
     for key in c.persons:
         history.add_persons(db, rid, key, *c.persons.columns(key))
     history.add_findings(db, rid, c.findings)

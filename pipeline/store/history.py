@@ -222,13 +222,11 @@ class History:
     def set_status(self, db: sqlite3.Connection, return_id: int, status: str) -> None:
         db.execute("UPDATE returns SET status=? WHERE id=?", (status, return_id))
 
-    def add_figures(self, db: sqlite3.Connection, return_id: int, rows: pd.DataFrame) -> None:
-        """Long rows (grp, name, value) of one accepted return's monthly table."""
-        blank = rows["value"].isna().tolist()  # as pd.isna of each value, in one call
+    def add_figures(self, db: sqlite3.Connection, return_id: int, groups: list, names: list, values: list) -> None:
+        """One accepted return's monthly table as long rows, three lists in step: grp, name, value."""
         db.executemany("INSERT INTO figures VALUES (?,?,?,?)",
-                       ((return_id, g, n, None if b else float(v))
-                        for g, n, v, b in zip(rows["grp"].tolist(), rows["name"].tolist(), rows["value"].tolist(),
-                                              blank)))
+                       ((return_id, g, n, None if v is None or v != v else float(v))
+                        for g, n, v in zip(groups, names, values)))
 
     def add_persons(self, db: sqlite3.Connection, return_id: int, register: str, id_numbers: list, groups: list,
                     records: list) -> None:
