@@ -57,3 +57,29 @@ def test_id_codes_are_id_problems_codes_whether_checked_now_or_remembered():
         assert set(cells._remembered_id_codes) == set(texts)
         assert cells.id_codes(list(reversed(texts))) == list(reversed(expected))  # remembered
     assert cells._remembered_id_codes is None  # forgotten after the batch
+
+
+def test_a_county_is_known_in_the_years_stdnum_knows_it():
+    """The remembered answer per county and birth year is stdnum's own for every ID of them."""
+    from faker import Faker
+
+    from pipeline.validate import cells
+
+    fake = Faker("zh_CN")
+    fake.seed_instance(11)
+    numbers = [fake.ssn() for _ in range(300)]
+    # 崇文区 (110103) was merged away in 2010: known for those born up to 2010, not after
+    numbers += [f"110103{year}0601123" for year in (1990, 2010, 2011, 2020)] + ["11990019900601123"]
+
+    def stdnum_knows(number: str) -> bool:
+        try:
+            ric.get_birth_place(number)
+        except Exception:
+            return False
+        return True
+
+    cells._county_known.cache_clear()
+    answers = [cells._known_region(n) for n in numbers]
+    assert answers == [stdnum_knows(n) for n in numbers]
+    assert answers[-5:] == [True, True, False, False, False]
+    assert cells._known_region(numbers[0]) is answers[0] and cells._county_known.cache_info().hits >= 1

@@ -130,7 +130,6 @@ def checked_id_codes(texts: list[str]) -> list[str | None]:
     checksum = (1 - 2 * (np.where(is_digit[:, :17], digits[:, :17], 0) @ _ID_WEIGHTS)) % 11
     check = np.where(checksum == 10, ord("X"), checksum + ord("0"))
     checked = chars[:, 17] == check
-    regions: dict[tuple[str, int], bool] = {}
     for i, shaped, is_dated, is_checked, born in zip(fast, shape.tolist(), dated.tolist(), checked.tolist(),
                                                      year.tolist()):
         if not shaped:
@@ -140,17 +139,24 @@ def checked_id_codes(texts: list[str]) -> list[str | None]:
         elif not is_checked:
             codes[i] = "id-checksum"
         else:
-            place = (numbers[i][:6], born)
-            if place not in regions:
-                regions[place] = _known_region(numbers[i])
-            codes[i] = None if regions[place] else "id-region"
+            codes[i] = None if _county_known(numbers[i][:6], born) else "id-region"
     return codes
 
 
 def _known_region(number: str) -> bool:
-    """Whether stdnum knows the county of the number's first six digits in its birth year."""
+    """Whether stdnum knows the county of the number's first six digits in its birth year (date sound)."""
+    return _county_known(number[:6], int(number[6:10]))
+
+
+@lru_cache(maxsize=65536)
+def _county_known(county: str, year: int) -> bool:
+    """stdnum's answer for any ID of this county code and birth year: it reads nothing else of the number.
+
+    Its lookup walks a list of ~7,000 counties (~40 µs); a street's people come from a few
+    counties, born in a few dozen years, so nearly every ID asks a pair already answered.
+    """
     try:
-        ric.get_birth_place(number)
+        ric.get_birth_place(f"{county}{year:04d}01010000")  # (only its county code and year are read)
     except (InvalidComponent, KeyError):  # KeyError: a known province, an unknown county (stdnum 1.20)
         return False
     return True
