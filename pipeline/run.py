@@ -38,7 +38,8 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total), for a progre
 DEFAULT_WORKERS = os.cpu_count() or 1  # one reading process per core
 LOCK_TIMEOUT_SECONDS = 60.0
 BATCH_RETURNS = 250  # returns checked and filed together: memory stays that of a batch, pandera runs N/250 times
-FIRST_BATCH = 25  # ... after batches of 25, 50, 100, 200: checking starts once 25 returns are read, not 250
+FIRST_BATCH = 25  # ... after batches of 25, 50, 100, 200 (and before the same at the end): checking starts once
+#                    25 returns are read, not 250, and only 25 are left to check once reading has ended
 RUN_GC_THRESHOLD = 20_000  # allocations between collections of the youngest objects (Python's default: 700)
 
 

@@ -130,14 +130,14 @@ def test_files_are_taken_in_batches_in_their_order_with_progress_over_all(tmp_pa
     assert all(f.unit is not None and f.tables for b in batches for f in b)
 
 
-def test_batches_may_start_small_and_double_up_to_the_batch(tmp_path, street):
+def test_batches_may_start_small_double_up_to_the_batch_and_end_small(tmp_path, street):
     from pipeline.intake.returns import take_in_batches
     from test_intake_builders import return_grids, write_xlsx
 
     grids = return_grids(clean_return(street, "U01"))
     paths = [(write_xlsx(tmp_path / f"甲村_{i}.xlsx", grids), None) for i in range(8)]
     batches = list(take_in_batches(paths, street, load_form(), batch=3, first=1))
-    assert [len(b) for b in batches] == [1, 2, 3, 2]
+    assert [len(b) for b in batches] == [1, 2, 2, 2, 1]
     assert [f.path.name for b in batches for f in b] == [f"甲村_{i}.xlsx" for i in range(8)]
 
 

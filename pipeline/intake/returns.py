@@ -143,8 +143,9 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
 
     A run then holds a batch or two of returns, not thousands, and the reading processes
     keep working while the caller checks and files the batch it was given. With `first`,
-    the batches grow from that size, doubling, up to `batch`: the caller starts on a few
-    returns at once instead of waiting for a whole batch to be read. Files that changed
+    the batches grow from that size, doubling, up to `batch`, and shrink the same way at
+    the end: the caller starts on a few returns at once instead of waiting for a whole
+    batch to be read, and has few left once reading has ended. Files that changed
     while being read are left out (for the next run).
 
     By default `workers` limited reading processes (see `sandbox`) parse the files and take
@@ -166,11 +167,31 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
 
 
 def _spans(total: int, batch: int, first: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of each batch: sizes first, 2·first, … up to batch, then batch."""
-    start, size = 0, max(1, min(first, batch))
-    while start < total:
-        yield start, min(total, start + size)
-        start, size = start + size, min(batch, 2 * size)
+    """(start, end) of each batch: sizes first, 2·first, … up to batch, then batch, and at the end the same
+    sizes back down to first.
+
+    The last batch is checked and filed once reading has ended, on one core while the other
+    idles: a small one keeps that short.
+    """
+    ramp, size = [], max(1, min(first, batch))
+    while size < batch:
+        ramp.append(size)
+        size *= 2
+    up: list[int] = []
+    down: list[int] = []
+    left = total
+    for size in ramp:  # each size once at the start, once at the end
+        for sizes in (up, down):
+            if left:
+                sizes.append(min(size, left))
+                left -= sizes[-1]
+    while left:
+        up.append(min(batch, left))
+        left -= up[-1]
+    start = 0
+    for size in up + down[::-1]:
+        yield start, start + size
+        start += size
 
 
 def _batches_on(executor: Executor, chunks: list[list[tuple[Path, str | None]]], registry: Registry, form: Form,
