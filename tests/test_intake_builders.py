@@ -105,13 +105,17 @@ def write_xls(path: Path, grids: dict[str, Grid], *, merges: dict[str, list[tupl
     return settle(path)
 
 
-def write_ods(path: Path, grids: dict[str, Grid]) -> Path:
-    """A minimal OpenDocument spreadsheet: mimetype first and stored, then content.xml."""
+def write_ods(path: Path, grids: dict[str, Grid], *, merges: dict[str, list[tuple]] | None = None) -> Path:
+    """A minimal OpenDocument spreadsheet: mimetype first and stored, then content.xml.
+
+    `merges` (sheet → (r0, c0, r1, c1, value)) as LibreOffice writes them: the first cell
+    spans the range, the cells it covers are <table:covered-table-cell/>.
+    """
     ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
           'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
           'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
-    tables = "".join(f'<table:table table:name="{escape(name)}">{"".join(_ods_row(r) for r in grid)}</table:table>'
-                     for name, grid in grids.items())
+    tables = "".join(f'<table:table table:name="{escape(name)}">{_ods_rows(grid, (merges or {}).get(name, []))}'
+                     "</table:table>" for name, grid in grids.items())
     content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ns} office:version="1.2">'
                f"<office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body></office:document-content>")
     manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
@@ -126,21 +130,36 @@ def write_ods(path: Path, grids: dict[str, Grid]) -> Path:
     return settle(path)
 
 
-def _ods_row(row: list[object]) -> str:
-    cells = []
-    for v in row:
-        if v is None:
-            cells.append("<table:table-cell/>")
-        elif isinstance(v, dt.date):
-            cells.append(f'<table:table-cell office:value-type="date" office:date-value="{v.isoformat()}">'
-                         f"<text:p>{v.isoformat()}</text:p></table:table-cell>")
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            cells.append(f'<table:table-cell office:value-type="float" office:value="{v}"><text:p>{v}</text:p>'
-                         "</table:table-cell>")
-        else:
-            cells.append(f'<table:table-cell office:value-type="string"><text:p>{escape(str(v))}</text:p>'
-                         "</table:table-cell>")
-    return f"<table:table-row>{''.join(cells)}</table:table-row>"
+def _ods_rows(grid: Grid, merges: list[tuple]) -> str:
+    spans = {(r0, c0): (r1 - r0 + 1, c1 - c0 + 1, value) for r0, c0, r1, c1, value in merges}
+    covered = {(r, c) for r0, c0, r1, c1, _ in merges for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)}
+    width = max([len(row) for row in grid] + [c1 + 1 for *_, c1, _ in merges], default=0)
+    rows = []
+    for r, row in enumerate(grid):
+        cells = []
+        for c in range(width):
+            if (r, c) in spans:
+                rows_spanned, cols_spanned, value = spans[r, c]
+                cells.append(_ods_cell(value, f' table:number-rows-spanned="{rows_spanned}"'
+                                              f' table:number-columns-spanned="{cols_spanned}"'))
+            elif (r, c) in covered:
+                cells.append("<table:covered-table-cell/>")
+            else:
+                cells.append(_ods_cell(row[c] if c < len(row) else None))
+        rows.append(f"<table:table-row>{''.join(cells)}</table:table-row>")
+    return "".join(rows)
+
+
+def _ods_cell(v: object, spans: str = "") -> str:
+    if v is None:
+        return f"<table:table-cell{spans}/>"
+    if isinstance(v, dt.date):
+        return (f'<table:table-cell{spans} office:value-type="date" office:date-value="{v.isoformat()}">'
+                f"<text:p>{v.isoformat()}</text:p></table:table-cell>")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (f'<table:table-cell{spans} office:value-type="float" office:value="{v}"><text:p>{v}</text:p>'
+                "</table:table-cell>")
+    return f'<table:table-cell{spans} office:value-type="string"><text:p>{escape(str(v))}</text:p></table:table-cell>'
 
 
 def as_xlsm(xlsx: Path, target: Path) -> Path:

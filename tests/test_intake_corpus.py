@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import shutil
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,23 @@ def two_row_header(grids: dict) -> tuple[dict, list[tuple]]:
     return out, {"月报": merges}
 
 
+def merged_groups(grids: dict) -> tuple[dict, dict[str, list[tuple]]]:
+    """The registers sorted by group, each group's name merged down its rows, as many clerks lay them out."""
+    out, merges = copy.deepcopy(grids), {}
+    for name in ("育龄妇女", "流动人口"):
+        header, *rows = out[name]
+        c = header.index("小组")
+        rows.sort(key=lambda row: str(row[c]))
+        merges[name], start = [], 0
+        for i in range(1, len(rows) + 1):  # rows[start:i] share a group: grid rows start + 1 … i
+            if i == len(rows) or rows[i][c] != rows[start][c]:
+                if i - start > 1:
+                    merges[name].append((start + 1, c, i, c, rows[start][c]))
+                start = i
+        out[name] = [header, *rows]
+    return out, merges
+
+
 def corpus(folder: Path, street) -> dict[str, Path]:
     """Every format and tolerance, each a file (or folder) of the same clean return."""
     data = clean_return(street, "U01")
@@ -84,6 +103,7 @@ def corpus(folder: Path, street) -> dict[str, Path]:
     folder.mkdir()
     base = drop(folder, "template.xlsx", data)
     header, merges = two_row_header(grids)
+    grouped, group_merges = merged_groups(grids)
     files = {
         "xlsx template": base,
         "xlsm": as_xlsm(base, folder / "宏.xlsm"),
@@ -97,6 +117,9 @@ def corpus(folder: Path, street) -> dict[str, Path]:
         "folder of per-sheet files": sheet_folder(folder / "甲村十月", grids),
         "merged two-row header": write_xlsx(folder / "合并表头.xlsx", header, merges=merges),
         "merged two-row header .xls": write_xls(folder / "合并表头.xls", header, merges=merges),
+        "merged two-row header .ods": write_ods(folder / "合并表头.ods", header, merges=merges),
+        "groups merged down the registers": write_xlsx(folder / "合并小组.xlsx", grouped, merges=group_merges),
+        "groups merged down the registers .ods": write_ods(folder / "合并小组.ods", grouped, merges=group_merges),
         "dates as serials": write_xlsx(folder / "序列号日期.xlsx", with_dates(grids, serial)),
         "dates 2026-03-01 as text": write_xlsx(folder / "d1.xlsx", with_dates(grids, lambda d: d.isoformat())),
         "dates 2026/3/1": write_xlsx(folder / "d2.xlsx", with_dates(grids, lambda d: f"{d.year}/{d.month}/{d.day}")),
@@ -155,7 +178,7 @@ def taken(tmp_path_factory, request):
 
 
 def test_every_format_and_tolerance_is_read(taken):
-    assert len(taken) == 26
+    assert len(taken) == 29
     unreadable = {label: ret.quarantine_reason for label, (ret, _) in taken.items() if ret.quarantine_reason}
     assert unreadable == {}
 
@@ -163,7 +186,8 @@ def test_every_format_and_tolerance_is_read(taken):
 @pytest.mark.parametrize("label", [
     "xlsm", "xls", "xls named .xlsx", "ods", "html gbk named .xls", "html gb18030 headings, no captions",
     "html utf-8", "csv zip (gbk names, mixed encodings)", "folder of per-sheet files", "merged two-row header",
-    "merged two-row header .xls", "dates as serials", "dates 2026-03-01 as text", "dates 2026/3/1",
+    "merged two-row header .xls", "merged two-row header .ods", "groups merged down the registers",
+    "groups merged down the registers .ods", "dates as serials", "dates 2026-03-01 as text", "dates 2026/3/1",
     "dates 2026年3月1日", "hidden columns", "period 2026年10月", "period 202610", "period 202610 as a number",
     "period as an Excel date", "period as an Excel serial", "unit by alias", "unit and period from the file name",
     "unit and period from the title", "stale dimension"])
@@ -207,3 +231,58 @@ def test_openpyxl_as_the_xlsx_reader_gives_the_same_tables_and_findings(taken, t
             assert table.values.equals(other.values), (label, key)
         assert [(f.code, f.sheet, f.cell) for f in fast.findings] == \
                [(f.code, f.sheet, f.cell) for f in again.findings], label
+
+
+def _ods(path: Path, rows: str) -> Path:
+    """An .ods of one sheet 育龄妇女 whose <table:table> holds `rows` as written."""
+    ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ns} office:version="1.2"><office:body>'
+               f'<office:spreadsheet><table:table table:name="育龄妇女">{rows}</table:table></office:spreadsheet>'
+               "</office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+                'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+                '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+                "</manifest:manifest>")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        z.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
+        z.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
+    return settle(path)
+
+
+def _text(value: str, attrs: str = "") -> str:
+    return f'<table:table-cell{attrs} office:value-type="string"><text:p>{value}</text:p></table:table-cell>'
+
+
+def test_ods_merges_are_placed_past_repeated_rows_and_cells(tmp_path):
+    """A merge's place counts repeated rows and cells, rows inside header and group elements, covered cells."""
+    from pipeline.intake.read import read_workbook
+
+    rows = ("<table:table-header-rows><table:table-row>" + _text("姓名") + _text("小组") + _text("备注")
+            + "</table:table-row></table:table-header-rows>"
+            '<table:table-row table:number-rows-repeated="2"><table:table-cell/></table:table-row>'
+            "<table:table-row-group><table:table-row>" + _text("甲") + _text("一组", ' table:number-rows-spanned="3"')
+            + _text("x", ' table:number-columns-spanned="2" table:number-rows-spanned="2"')
+            + "</table:table-row><table:table-row>" + _text("乙") + "<table:covered-table-cell/>"
+            + '<table:covered-table-cell table:number-columns-repeated="2"/></table:table-row>'
+            + "<table:table-row>" + _text("丙", ' table:number-columns-repeated="1"')
+            + "<table:covered-table-cell/></table:table-row></table:table-row-group>")
+    [sheet] = read_workbook(_ods(tmp_path / "合并.ods", rows)).sheets
+    assert sorted(sheet.merges) == [(3, 1, 5, 1), (3, 2, 4, 3)]
+    assert [sheet.cell(r, 1) for r in range(3, 6)] == ["一组", "一组", "一组"]
+    assert sheet.cell(4, 2) == "x" and sheet.cell(3, 3) is None  # down the first column only
+
+
+def test_an_ods_merge_claiming_a_billion_rows_fills_only_the_rows_there(tmp_path):
+    from pipeline.intake.read import read_workbook
+
+    rows = ("<table:table-row>" + _text("小组") + "</table:table-row><table:table-row>"
+            + _text("一组", ' table:number-rows-spanned="1000000000"') + "</table:table-row>"
+            + "<table:table-row><table:covered-table-cell/>" + _text("张三") + "</table:table-row>")
+    started = time.perf_counter()
+    [sheet] = read_workbook(_ods(tmp_path / "大合并.ods", rows)).sheets
+    assert sheet.merges == [(1, 0, 1_000_000_000, 0)]
+    assert [sheet.cell(r, 0) for r in range(4)] == ["小组", "一组", "一组", None]
+    assert time.perf_counter() - started < 2

@@ -170,8 +170,10 @@ def read_zip(data: bytes, member: bool, xlsx_reader: str = "calamine") -> RawWor
         safety.check_rows_read(book, scans)
         return book
     if ODS_MIMETYPE in _mimetype(archive) or "content.xml" in names:
+        from pipeline.intake import ods
+
         safety.check_xml_prologs(archive)
-        return calamine_workbook(data, "ods")
+        return calamine_workbook(data, "ods", ods.merged_ranges(archive))
     if any(n.startswith(("word/", "ppt/")) for n in names):
         raise UnreadableFile("这是Word或PowerPoint文件,不是Excel工作簿")
     if member:
@@ -200,12 +202,12 @@ def read_ole(data: bytes) -> RawWorkbook:
     return calamine_workbook(data, "xls")
 
 
-def calamine_workbook(data: bytes, fmt: str) -> RawWorkbook:
-    """Every sheet of a workbook calamine reads, merged cells filled in."""
+def calamine_workbook(data: bytes, fmt: str, merges: dict[str, list[Merge]] | None = None) -> RawWorkbook:
+    """Every sheet of a workbook calamine reads, merged cells filled in (`merges`: by sheet, where calamine has none)."""
     try:
         book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
-        sheets = [_raw_sheet(book, meta.name) for meta in book.sheets_metadata
-                  if meta.typ == python_calamine.SheetTypeEnum.WorkSheet]
+        sheets = [_raw_sheet(book, meta.name, None if merges is None else merges.get(meta.name, []))
+                  for meta in book.sheets_metadata if meta.typ == python_calamine.SheetTypeEnum.WorkSheet]
     except python_calamine.PasswordError as exc:
         raise UnreadableFile("工作簿设有密码保护,无法读取。请去掉密码后重新报送") from exc
     except Exception as exc:  # calamine's errors are not one class; any is "unreadable"
@@ -240,10 +242,11 @@ def _as_calamine_gives(value: Cell) -> Cell:
     return value
 
 
-def _raw_sheet(book: Any, name: str) -> RawSheet:
+def _raw_sheet(book: Any, name: str, merges: list[Merge] | None = None) -> RawSheet:
     sheet = book.get_sheet_by_name(name)
     start = sheet.start or (0, 0)
-    merges = [(a[0], a[1], b[0], b[1]) for a, b in (sheet.merged_cell_ranges or [])]
+    if merges is None:
+        merges = [(a[0], a[1], b[0], b[1]) for a, b in (sheet.merged_cell_ranges or [])]
     raw = RawSheet(name, sheet.to_python(), top=start[0], left=start[1], merges=merges)
     fill_merges(raw)
     return raw
@@ -261,6 +264,6 @@ def fill_merges(sheet: RawSheet) -> None:
         value = sheet.cell(top, left)
         if value is None:
             continue
-        for row in range(top + 1, bottom + 1):
+        for row in range(top + 1, min(bottom, sheet.n_rows - 1) + 1):  # (a range may claim rows far below)
             if sheet.cell(row, left) is None:
                 sheet.put(row, left, value)
