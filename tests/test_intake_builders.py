@@ -162,6 +162,48 @@ def _ods_cell(v: object, spans: str = "") -> str:
     return f'<table:table-cell{spans} office:value-type="string"><text:p>{escape(str(v))}</text:p></table:table-cell>'
 
 
+def write_xml_spreadsheet(path: Path, grids: dict[str, Grid], *, merges: dict[str, list[tuple]] | None = None,
+                          encoding: str = "utf-8") -> Path:
+    """Excel's "XML Spreadsheet 2003" of the grids, as Excel writes it: ss:Index after a gap, a merged
+    cell spanning with ss:MergeAcross/ss:MergeDown and the cells it covers left out; `merges` as write_xlsx."""
+    parts = [f'<?xml version="1.0" encoding="{encoding}"?>\n<?mso-application progid="Excel.Sheet"?>\n'
+             '<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
+             'xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet" xmlns:html="http://www.w3.org/TR/REC-html40">'
+             '<Styles><Style ss:ID="d"><NumberFormat ss:Format="Short Date"/></Style></Styles>']
+    for name, grid in grids.items():
+        spans = {(r0, c0): (r1 - r0, c1 - c0, value) for r0, c0, r1, c1, value in (merges or {}).get(name, [])}
+        covered = {(r, c) for r0, c0, r1, c1, _ in (merges or {}).get(name, [])
+                   for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)} - set(spans)
+        parts.append(f'<Worksheet ss:Name="{escape(name)}"><Table>')
+        for r, row in enumerate(grid):
+            cells, expected = [], 0  # the column Excel places the next cell at without ss:Index
+            width = max([len(row)] + [c + across + 1 for (r0, c), (_, across, _) in spans.items() if r0 == r])
+            for c in range(width):
+                down, across, value = spans.get((r, c), (0, 0, row[c] if c < len(row) else None))
+                if (r, c) in covered or (value is None and (r, c) not in spans):
+                    continue
+                index = f' ss:Index="{c + 1}"' if c != expected else ""
+                merge = (f' ss:MergeAcross="{across}"' if across else "") + (f' ss:MergeDown="{down}"' if down else "")
+                cells.append(f"<Cell{index}{merge}{_xml_spreadsheet_data(value)}</Cell>")
+                expected = c + 1 + across
+            parts.append(f"<Row>{''.join(cells)}</Row>")
+        parts.append("</Table></Worksheet>")
+    parts.append("</Workbook>")
+    path.write_bytes("".join(parts).encode(encoding))
+    return settle(path)
+
+
+def _xml_spreadsheet_data(value: object) -> str:
+    """The end of a <Cell> start tag, and its <Data>."""
+    if value is None:
+        return ">"
+    if isinstance(value, dt.date):
+        return f' ss:StyleID="d"><Data ss:Type="DateTime">{value.isoformat()}T00:00:00.000</Data>'
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f'><Data ss:Type="Number">{value}</Data>'
+    return f'><Data ss:Type="String">{escape(str(value))}</Data>'
+
+
 def as_xlsm(xlsx: Path, target: Path) -> Path:
     """The same workbook declared macro-enabled, as Excel saves .xlsm."""
     def edit(name: str, data: bytes) -> bytes:

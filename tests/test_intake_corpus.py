@@ -21,7 +21,7 @@ from pipeline.forms import load_form
 from pipeline.intake.returns import take_in_all
 from pipeline.periods import EXCEL_EPOCH
 from test_intake_builders import (as_xlsm, csv_zip, html_page, return_grids, settle, sheet_folder,
-                                  stale_dimension, write_ods, write_xls, write_xlsx)
+                                  stale_dimension, write_ods, write_xls, write_xlsx, write_xml_spreadsheet)
 
 
 def serial(day: dt.date) -> int:
@@ -120,6 +120,10 @@ def corpus(folder: Path, street) -> dict[str, Path]:
         "merged two-row header .ods": write_ods(folder / "合并表头.ods", header, merges=merges),
         "groups merged down the registers": write_xlsx(folder / "合并小组.xlsx", grouped, merges=group_merges),
         "groups merged down the registers .ods": write_ods(folder / "合并小组.ods", grouped, merges=group_merges),
+        "xml spreadsheet 2003 named .xls": write_xml_spreadsheet(folder / "XML表格.xls", grids),
+        "xml spreadsheet 2003, gb2312, merged": write_xml_spreadsheet(
+            folder / "XML表格合并.xml", merged_groups(header)[0], merges={**merges, **merged_groups(header)[1]},
+            encoding="gb2312"),
         "dates as serials": write_xlsx(folder / "序列号日期.xlsx", with_dates(grids, serial)),
         "dates 2026-03-01 as text": write_xlsx(folder / "d1.xlsx", with_dates(grids, lambda d: d.isoformat())),
         "dates 2026/3/1": write_xlsx(folder / "d2.xlsx", with_dates(grids, lambda d: f"{d.year}/{d.month}/{d.day}")),
@@ -178,7 +182,7 @@ def taken(tmp_path_factory, request):
 
 
 def test_every_format_and_tolerance_is_read(taken):
-    assert len(taken) == 29
+    assert len(taken) == 31
     unreadable = {label: ret.quarantine_reason for label, (ret, _) in taken.items() if ret.quarantine_reason}
     assert unreadable == {}
 
@@ -187,7 +191,8 @@ def test_every_format_and_tolerance_is_read(taken):
     "xlsm", "xls", "xls named .xlsx", "ods", "html gbk named .xls", "html gb18030 headings, no captions",
     "html utf-8", "csv zip (gbk names, mixed encodings)", "folder of per-sheet files", "merged two-row header",
     "merged two-row header .xls", "merged two-row header .ods", "groups merged down the registers",
-    "groups merged down the registers .ods", "dates as serials", "dates 2026-03-01 as text", "dates 2026/3/1",
+    "groups merged down the registers .ods", "xml spreadsheet 2003 named .xls", "xml spreadsheet 2003, gb2312, merged",
+    "dates as serials", "dates 2026-03-01 as text", "dates 2026/3/1",
     "dates 2026年3月1日", "hidden columns", "period 2026年10月", "period 202610", "period 202610 as a number",
     "period as an Excel date", "period as an Excel serial", "unit by alias", "unit and period from the file name",
     "unit and period from the title", "stale dimension"])
@@ -286,3 +291,22 @@ def test_an_ods_merge_claiming_a_billion_rows_fills_only_the_rows_there(tmp_path
     assert sheet.merges == [(1, 0, 1_000_000_000, 0)]
     assert [sheet.cell(r, 0) for r in range(4)] == ["小组", "一组", "一组", None]
     assert time.perf_counter() - started < 2
+
+
+def test_xml_spreadsheet_cells_are_placed_and_typed_as_excel_shows_them():
+    from pipeline.intake.xmlss import read_xml_spreadsheet
+
+    rows = ('<Row ss:Index="2"><Cell ss:MergeAcross="1"><Data ss:Type="String">出生</Data></Cell>'
+            '<Cell><Data ss:Type="Number">3</Data><Comment ss:Author="张"><ss:Data><B>备注</B></ss:Data></Comment></Cell>'
+            '<Cell><ss:Data ss:Type="String"><Font html:Color="#FF0000">一</Font>组</ss:Data></Cell></Row>'
+            '<Row><Cell ss:Index="2"><Data ss:Type="DateTime">2026-10-05T00:00:00.000</Data></Cell>'
+            '<Cell><Data ss:Type="DateTime">2026-10-05T08:30:00.000</Data></Cell>'
+            '<Cell ss:Formula="=1/0"><Data ss:Type="Error">#DIV/0!</Data></Cell>'
+            '<Cell><Data ss:Type="Boolean">1</Data></Cell></Row>')
+    text = ('<?xml version="1.0"?><Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
+            'xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet" xmlns:html="http://www.w3.org/TR/REC-html40">'
+            f'<Worksheet ss:Name="月报"><Table>{rows}</Table></Worksheet></Workbook>')
+    [sheet] = read_xml_spreadsheet(text).sheets
+    assert sheet.name == "月报" and sheet.merges == [(1, 0, 1, 1)]
+    assert [sheet.cell(1, c) for c in range(4)] == ["出生", None, 3.0, "一组"]  # a comment is not the cell's value
+    assert [sheet.cell(2, c) for c in range(1, 5)] == [dt.date(2026, 10, 5), dt.datetime(2026, 10, 5, 8, 30), None, True]

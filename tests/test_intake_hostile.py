@@ -90,6 +90,17 @@ def _bytes(path: Path, data: bytes) -> Path:
     return settle(path)
 
 
+def _xml_spreadsheet(rows: str) -> bytes:
+    """An "XML Spreadsheet 2003" of one sheet 月报 whose <Table> holds `rows`."""
+    return ('<?xml version="1.0"?><Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
+            f'xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"><Worksheet ss:Name="月报"><Table>{rows}'
+            "</Table></Worksheet></Workbook>").encode()
+
+
+XMLSS_LAUGHS = LAUGHS.split(b"]>")[0] + b"]>" + _xml_spreadsheet(
+    '<Row><Cell><Data ss:Type="String">&lol9;</Data></Cell></Row>').split(b"?>", 1)[1]
+
+
 # file name → (builder, words the quarantine reason must hold)
 def hostile_files(folder: Path, street) -> dict[str, tuple[Path, str]]:
     folder.mkdir(exist_ok=True)
@@ -112,6 +123,12 @@ def hostile_files(folder: Path, street) -> dict[str, tuple[Path, str]]:
         "page without a table": (_bytes(folder / "甲村_网页.xls",
                                         "<html><body><h1>系统维护中</h1></body></html>".encode("gbk")), "没有表格"),
         "empty": (_bytes(folder / "甲村_空.xlsx", b""), "空"),
+        "xml spreadsheet with entities": (_bytes(folder / "甲村_XML实体.xls", XMLSS_LAUGHS), "实体"),
+        "xml spreadsheet, a cell past Excel's last column": (_bytes(folder / "甲村_XML远列.xls", _xml_spreadsheet(
+            '<Row><Cell ss:Index="20000"><Data ss:Type="Number">1</Data></Cell></Row>')), "超出 Excel 范围"),
+        "xml spreadsheet, a far cell": (_bytes(folder / "甲村_XML远单元格.xls", _xml_spreadsheet(
+            '<Row><Cell><Data ss:Type="String">月报</Data></Cell></Row><Row ss:Index="1000000">'
+            '<Cell ss:Index="16000"><Data ss:Type="Number">1</Data></Cell></Row>')), "很远的单元格"),
         "password": (encrypted(good, folder / "甲村_密码.xlsx"), "密码"),
     }
     (folder / "tmp.xlsx").unlink()

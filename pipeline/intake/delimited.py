@@ -18,7 +18,8 @@ from pipeline.intake.read import RawSheet, RawWorkbook, UnreadableFile
 DELIMITERS = (",", "\t", ";", "|")
 SNIFF_LINES = 30
 MAX_CSV_CELLS = 2_000_000
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-]+)""", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-]+)"""
+                           rb"""|^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_\-]+)""", re.IGNORECASE)
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _CHINESE_LEGACY = {"gb2312", "gbk", "cp936", "ms936", "gb18030", "x-gbk", "euc-cn"}
 
@@ -55,11 +56,11 @@ def _readable(text: str) -> bool:
 
 
 def _declared_charset(data: bytes) -> str | None:
-    """The charset an HTML page declares; GB2312 and GBK widened to GB18030 (they lie narrow)."""
+    """The charset an HTML page (or an XML document) declares; GB2312 and GBK widened to GB18030 (they lie narrow)."""
     m = _META_CHARSET.search(data[:4096])
     if not m:
         return None
-    name = m.group(1).decode("ascii", "replace").lower()
+    name = (m.group(1) or m.group(2)).decode("ascii", "replace").lower()
     return "gb18030" if name in _CHINESE_LEGACY else name
 
 

@@ -2,6 +2,7 @@
 
 The format is told by content, never by the extension: a zip holding xl/workbook.xml is
 .xlsx/.xlsm, one holding an OpenDocument mimetype is .ods, an OLE file is .xls, text
+with a <Workbook> of Excel's spreadsheet namespace is an "XML Spreadsheet 2003", text
 with <table> is an "Excel" file exported as an HTML page, any other zip (or a folder)
 holds one file per sheet. Every guard of `safety` runs before a parser sees the bytes.
 
@@ -82,7 +83,7 @@ class RawSheet:
 
 @dataclass
 class RawWorkbook:
-    format: str  # xlsx | xlsb | ods | xls | html | csv | bundle
+    format: str  # xlsx | xlsb | ods | xls | xmlss | html | csv | bundle
     sheets: list[RawSheet]
 
 
@@ -139,7 +140,7 @@ def read_limited(path: Path) -> bytes:
 
 def read_bytes(data: bytes, name: str, *, member: bool = False, xlsx_reader: str = "calamine") -> RawWorkbook:
     """Read one file's bytes by their content; `member` is a file inside a zip or folder of sheets."""
-    from pipeline.intake import delimited, htmltables  # these import this module
+    from pipeline.intake import delimited, htmltables, xmlss  # these import this module
 
     kind = sniff_format(data[:8])
     if kind == "empty":
@@ -149,6 +150,8 @@ def read_bytes(data: bytes, name: str, *, member: bool = False, xlsx_reader: str
     if kind == "zip":
         return read_zip(data, member, xlsx_reader)
     text = delimited.decode_text(data)
+    if xmlss.looks_like_xml_spreadsheet(text):  # before HTML: its <Table> looks like one
+        return xmlss.read_xml_spreadsheet(text)
     if htmltables.looks_like_html(text):
         return htmltables.read_html(text, name)
     if member:

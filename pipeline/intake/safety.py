@@ -148,7 +148,7 @@ def _refuse_dtd(*_args: object) -> None:
     raise UnreadableFile("文件里含有 XML 实体或文档类型声明(DTD),可能是恶意构造的文件,已拒绝读取")
 
 
-def _parser() -> expat.XMLParserType:
+def refusing_parser() -> expat.XMLParserType:
     """An expat parser that refuses any DTD, entity declaration or external entity."""
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -160,7 +160,7 @@ def _parser() -> expat.XMLParserType:
 
 def parse_part(archive: zipfile.ZipFile, name: str, setup: Callable[[expat.XMLParserType], None]) -> None:
     """Stream one part through a DTD-refusing expat parser that `setup` gives handlers."""
-    parser = _parser()
+    parser = refusing_parser()
     setup(parser)
     try:
         with archive.open(name) as fh:
