@@ -106,16 +106,21 @@ def write_xls(path: Path, grids: dict[str, Grid], *, merges: dict[str, list[tupl
 
 
 def write_ods(path: Path, grids: dict[str, Grid], *, merges: dict[str, list[tuple]] | None = None) -> Path:
-    """A minimal OpenDocument spreadsheet: mimetype first and stored, then content.xml.
+    """A minimal OpenDocument spreadsheet of the grids.
 
     `merges` (sheet → (r0, c0, r1, c1, value)) as LibreOffice writes them: the first cell
     spans the range, the cells it covers are <table:covered-table-cell/>.
     """
+    return write_ods_tables(path, "".join(
+        f'<table:table table:name="{escape(name)}">{_ods_rows(grid, (merges or {}).get(name, []))}</table:table>'
+        for name, grid in grids.items()))
+
+
+def write_ods_tables(path: Path, tables: str) -> Path:
+    """An .ods whose spreadsheet holds `tables` (<table:table> elements as written): mimetype first and stored."""
     ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
           'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
           'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
-    tables = "".join(f'<table:table table:name="{escape(name)}">{_ods_rows(grid, (merges or {}).get(name, []))}'
-                     "</table:table>" for name, grid in grids.items())
     content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ns} office:version="1.2">'
                f"<office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body></office:document-content>")
     manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '

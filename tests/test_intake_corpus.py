@@ -10,7 +10,6 @@ import copy
 import datetime as dt
 import shutil
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,8 @@ from pipeline.forms import load_form
 from pipeline.intake.returns import take_in_all
 from pipeline.periods import EXCEL_EPOCH
 from test_intake_builders import (as_xlsm, csv_zip, html_page, return_grids, settle, sheet_folder,
-                                  stale_dimension, write_ods, write_xls, write_xlsx, write_xml_spreadsheet)
+                                  stale_dimension, write_ods, write_ods_tables, write_xls, write_xlsx,
+                                  write_xml_spreadsheet)
 
 
 def serial(day: dt.date) -> int:
@@ -240,21 +240,7 @@ def test_openpyxl_as_the_xlsx_reader_gives_the_same_tables_and_findings(taken, t
 
 def _ods(path: Path, rows: str) -> Path:
     """An .ods of one sheet 育龄妇女 whose <table:table> holds `rows` as written."""
-    ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
-          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
-    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ns} office:version="1.2"><office:body>'
-               f'<office:spreadsheet><table:table table:name="育龄妇女">{rows}</table:table></office:spreadsheet>'
-               "</office:body></office:document-content>")
-    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
-                'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
-                '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
-                "</manifest:manifest>")
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
-        z.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
-        z.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
-    return settle(path)
+    return write_ods_tables(path, f'<table:table table:name="育龄妇女">{rows}</table:table>')
 
 
 def _text(value: str, attrs: str = "") -> str:
