@@ -17,7 +17,7 @@ import zipfile
 from xml.parsers import expat
 
 from pipeline.intake.read import Merge
-from pipeline.intake.safety import parse_part
+from pipeline.intake.safety import attribute, local_name, parse_part
 
 CONTENT = "content.xml"
 MAX_MERGES = 100_000  # per workbook: a return has a few dozen; more is no return (and is not held)
@@ -32,11 +32,11 @@ def merged_ranges(archive: zipfile.ZipFile) -> dict[str, list[Merge]]:
     where = {"depth": 0, "sheet": "", "row": 0, "col": 0, "repeat": 1, "count": 0}
 
     def start(tag: str, attrs: dict[str, str]) -> None:
-        local = _local(tag)
+        local = local_name(tag)
         if local == "table":
             where["depth"] += 1
             if where["depth"] == 1:
-                where.update(sheet=_attr(attrs, "name"), row=0)
+                where.update(sheet=attribute(attrs, "name"), row=0)
                 ranges.setdefault(where["sheet"], [])
         elif where["depth"] != 1:  # outside a sheet, or inside a table within a cell
             return
@@ -52,7 +52,7 @@ def merged_ranges(archive: zipfile.ZipFile) -> dict[str, list[Merge]]:
                 where["count"] += 1
 
     def end(tag: str) -> None:
-        local = _local(tag)
+        local = local_name(tag)
         if local == "table":
             where["depth"] -= 1
         elif local == "table-row" and where["depth"] == 1:
@@ -65,16 +65,7 @@ def merged_ranges(archive: zipfile.ZipFile) -> dict[str, list[Merge]]:
     return {sheet: found for sheet, found in ranges.items() if found}
 
 
-def _local(name: str) -> str:
-    return name.rsplit(":", 1)[-1]
-
-
-def _attr(attrs: dict[str, str], name: str) -> str:
-    """An attribute by its local name, whatever prefix the file gives its namespace."""
-    return next((v for k, v in attrs.items() if _local(k) == name), "")
-
-
 def _count(attrs: dict[str, str], name: str) -> int:
     """A repeat or span count: 1 when absent or not a positive number."""
-    value = _attr(attrs, name)
+    value = attribute(attrs, name)
     return int(value) if value.isdecimal() and int(value) > 0 else 1

@@ -158,6 +158,16 @@ def refusing_parser() -> expat.XMLParserType:
     return parser
 
 
+def local_name(name: str) -> str:
+    """An element's or attribute's name without its namespace prefix, whatever prefix the file chose."""
+    return name.rsplit(":", 1)[-1]
+
+
+def attribute(attrs: dict[str, str], name: str) -> str:
+    """An attribute by its local name ("" when absent)."""
+    return next((v for k, v in attrs.items() if local_name(k) == name), "")
+
+
 def parse_part(archive: zipfile.ZipFile, name: str, setup: Callable[[expat.XMLParserType], None]) -> None:
     """Stream one part through a DTD-refusing expat parser that `setup` gives handlers."""
     parser = refusing_parser()
@@ -221,14 +231,14 @@ def sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
 
     def on_workbook(parser: expat.XMLParserType) -> None:
         def start(tag: str, attrs: dict[str, str]) -> None:
-            if tag.rsplit(":", 1)[-1] == "sheet":
+            if local_name(tag) == "sheet":
                 rid = next((v for k, v in attrs.items() if k.endswith(":id")), "")
                 sheets.append((attrs.get("name", ""), rid))
         parser.StartElementHandler = start
 
     def on_rels(parser: expat.XMLParserType) -> None:
         def start(tag: str, attrs: dict[str, str]) -> None:
-            if tag.rsplit(":", 1)[-1] == "Relationship":
+            if local_name(tag) == "Relationship":
                 rels[attrs.get("Id", "")] = attrs.get("Target", "")
         parser.StartElementHandler = start
 
@@ -263,7 +273,7 @@ def scan_sheet_expat(archive: zipfile.ZipFile, name: str) -> SheetScan:
     state = {"row": 0, "col": 0, "in_cell": False, "has_value": False, "text": False, "error": False, "tag": ""}
 
     def start(tag: str, attrs: dict[str, str]) -> None:
-        local = tag.rsplit(":", 1)[-1]
+        local = local_name(tag)
         if local == "row":
             state["row"] = int(attrs["r"]) if attrs.get("r", "").isdecimal() else state["row"] + 1
             state["col"] = 0
@@ -283,7 +293,7 @@ def scan_sheet_expat(archive: zipfile.ZipFile, name: str) -> SheetScan:
             state["text"] = True
 
     def end(tag: str) -> None:
-        if tag.rsplit(":", 1)[-1] == "c" and state["in_cell"]:
+        if local_name(tag) == "c" and state["in_cell"]:
             state["in_cell"] = False
             if state["has_value"]:
                 # calamine shows an error value (#DIV/0!) as blank: such a cell is not a row it must return

@@ -15,7 +15,7 @@ import re
 from xml.parsers import expat
 
 from pipeline.intake.read import Cell, Merge, RawSheet, RawWorkbook, UnreadableFile, fill_merges
-from pipeline.intake.safety import refusing_parser
+from pipeline.intake.safety import attribute, local_name, refusing_parser
 
 NAMESPACE = "urn:schemas-microsoft-com:office:spreadsheet"
 _LOOKS_LIKE = re.compile(r"<(?:\w+:)?Workbook\b[^>]*" + re.escape(NAMESPACE))
@@ -60,9 +60,9 @@ class _Reader:
         self.cell = (0, 0)
 
     def start(self, tag: str, attrs: dict[str, str]) -> None:
-        local = _local(tag)
+        local = local_name(tag)
         if local == "Worksheet":
-            self.sheets.append((_attr(attrs, "Name"), {}, []))
+            self.sheets.append((attribute(attrs, "Name"), {}, []))
             self.cells, self.merges, self.row = self.sheets[-1][1], self.sheets[-1][2], -1
         elif local == "Table":
             self.depth += 1
@@ -81,14 +81,14 @@ class _Reader:
         elif local == "Comment":
             self.in_comment = True
         elif local == "Data" and not self.in_comment:
-            self.data, self.kind = [], _attr(attrs, "Type")
+            self.data, self.kind = [], attribute(attrs, "Type")
 
     def text(self, data: str) -> None:
         if self.data is not None:
             self.data.append(data)  # rich text (<Font> inside <Data>) is read as its characters
 
     def end(self, tag: str) -> None:
-        local = _local(tag)
+        local = local_name(tag)
         if local == "Table":
             self.depth -= 1
         elif local == "Comment":
@@ -139,18 +139,9 @@ def _value(text: str, kind: str) -> Cell:
     return text if text != "" else None
 
 
-def _local(name: str) -> str:
-    return name.rsplit(":", 1)[-1]
-
-
-def _attr(attrs: dict[str, str], name: str) -> str:
-    """An attribute by its local name (ss:Name, or Name in the default namespace)."""
-    return next((v for k, v in attrs.items() if _local(k) == name), "")
-
-
 def _index(attrs: dict[str, str], default: int, limit: int) -> int:
     """A 0-based position: ss:Index (1-based) when given, else the next one."""
-    value = _attr(attrs, "Index")
+    value = attribute(attrs, "Index")
     at = int(value) - 1 if value.isdecimal() and int(value) > 0 else default
     if at >= limit:
         raise UnreadableFile("“XML 电子表格”里有超出 Excel 范围的单元格,可能是损坏或恶意构造的文件")
@@ -158,5 +149,5 @@ def _index(attrs: dict[str, str], default: int, limit: int) -> int:
 
 
 def _count(attrs: dict[str, str], name: str) -> int:
-    value = _attr(attrs, name)
+    value = attribute(attrs, name)
     return min(int(value), MAX_ROW) if value.isdecimal() else 0
