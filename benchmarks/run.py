@@ -14,7 +14,8 @@ the run's process and of its largest child (the reading processes), the time of 
 stage, and a table of cost per return.
 
 Stages come from the run's own clock (RunResult.stage_seconds, what `pipeline run
---profile` prints), with "merge" (load_period, wrapped here) split off from "write". A run
+--profile` prints); for a checkout whose run timed "merge" within "write", load_period is
+wrapped here to split it off. A run
 reads the next batch of returns while it checks and files one, so "intake" is the time
 spent waiting for a batch to be read, not all the reading.
 """
@@ -39,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("intake", "validate", "file", "reconcile", "merge", "write", "other")
-# (module, function, stage): wrapped to time a stage the run's own clock does not split off.
+# (module, function, stage): wrapped to time a stage an older run's own clock did not split off.
 TIMED = [("pipeline.outputs", "load_period", "merge")]
 
 
@@ -66,8 +67,9 @@ def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None) -
     result = pipeline_run.run(ws, registry, now=now, **kwargs)
     total = time.perf_counter() - started
     spent = {s: result.stage_seconds.get(s, 0.0) for s in STAGES}  # the run's own clock (`pipeline run --profile`)
-    spent["merge"] = merging["merge"]
-    spent["write"] -= spent["merge"]  # the run's "write" includes loading the period from the history
+    if "merge" not in result.stage_seconds:  # an older run: its "write" includes loading the period
+        spent["merge"] = merging["merge"]
+        spent["write"] -= spent["merge"]
     spent["other"] = total - sum(v for k, v in spent.items() if k != "other")
     statuses: dict[str, int] = {}
     for o in result.outcomes:

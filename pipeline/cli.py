@@ -63,7 +63,7 @@ def main() -> None:
 @click.option("--scheduler", help="Dask 调度器地址,如 tcp://10.0.0.5:8786(--executor dask 时)")
 @click.option("--xlsx-reader", type=click.Choice(XLSX_READERS), envvar=READER_ENV, default="calamine",
               show_default=True, help="读取 .xlsx 的解析器(openpyxl 慢 10 倍以上,仅供比对或排查)")
-@click.option("--profile", is_flag=True, help="最后列出各阶段用时(读取、校验、归档、核对、写出)")
+@click.option("--profile", is_flag=True, help="最后列出各阶段用时(读取、校验、归档、核对、汇总、写出)")
 def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, period: str | None,
                 workdir: Path, lock_timeout: float, lang: str | None, workers: int, executor: str,
                 scheduler: str | None, xlsx_reader: str, profile: bool) -> None:
@@ -132,7 +132,8 @@ def print_result(result: RunResult, workspace: Workspace) -> None:
         click.echo(f"已更新 {workspace.outbox / period}")
 
 
-STAGE_ZH = {"intake": "读取", "validate": "校验", "file": "归档入库", "reconcile": "与上月核对", "write": "汇总写出"}
+STAGE_ZH = {"intake": "读取", "validate": "校验", "file": "归档入库", "reconcile": "与上月核对", "merge": "合并汇总",
+            "write": "写出报表"}
 
 
 def print_stage_times(result: RunResult) -> None:

@@ -8,7 +8,9 @@ stamp was written rewrites that period next time (crashes lose nothing).
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable, ContextManager
 
 from pipeline.forms import load_form
 from pipeline.intake.sandbox import ReaderPool
@@ -34,16 +36,22 @@ def output_names(registry: Registry, period: str) -> dict[str, str]:
             "report": "report.json", "findings": "findings.csv"}
 
 
-def write_period_outputs(history: History, registry: Registry, ws: Workspace, now: dt.datetime) -> list[str]:
-    """Rewrite the outputs of each period whose fingerprint changed; return those periods."""
+def write_period_outputs(history: History, registry: Registry, ws: Workspace, now: dt.datetime,
+                         timed: Callable[[str], ContextManager] = lambda stage: nullcontext()) -> list[str]:
+    """Rewrite the outputs of each period whose fingerprint changed; return those periods.
+
+    `timed("merge")` is around the merging of each period's accepted returns (RunResult.timed).
+    """
     written = []
     for period in history.periods():
         folder = ws.outbox / period
         stamp = fingerprint(history, registry, period)
         if (folder / STAMP).is_file() and (folder / STAMP).read_text() == stamp:
             continue
-        write_period(load_period(history, registry, load_form(), period, now, floating_counter(period),
-                                 floating_fields()), folder)
+        with timed("merge"):
+            state = load_period(history, registry, load_form(), period, now, floating_counter(period),
+                                floating_fields())
+        write_period(state, folder)
         with atomic_file(folder / STAMP) as temp:
             temp.write_text(stamp)
         written.append(period)

@@ -50,7 +50,8 @@ class RunResult:
     outcomes: list[Outcome] = field(default_factory=list)
     periods_written: list[str] = field(default_factory=list)
     left_in_inbox: list[str] = field(default_factory=list)
-    stage_seconds: dict[str, float] = field(default_factory=dict)  # intake, validate, file, reconcile, write
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # intake, validate, file, reconcile, merge, write
+    _open_stages: list[str] = field(default_factory=list, repr=False)
 
     def timed_batches(self, batches: Iterator[list[ReturnFile]]) -> Iterator[list[ReturnFile]]:
         """The batches, the wait for each counted as intake."""
@@ -63,11 +64,18 @@ class RunResult:
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
+        """Count the time inside as `stage`; a stage timed inside another is taken out of the outer one."""
+        outer = self._open_stages[-1] if self._open_stages else None
+        self._open_stages.append(stage)
         started = time.perf_counter()
         try:
             yield
         finally:
-            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - started
+            spent = time.perf_counter() - started
+            self._open_stages.pop()
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + spent
+            if outer is not None and outer != stage:
+                self.stage_seconds[outer] = self.stage_seconds.get(outer, 0.0) - spent
 
     @property
     def exit_code(self) -> int:
@@ -149,7 +157,7 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
             settle_outcomes(history, filed)
         result.outcomes += filed
         with result.timed("write"):
-            result.periods_written = write_period_outputs(history, registry, ws, now)
+            result.periods_written = write_period_outputs(history, registry, ws, now, timed=result.timed)
         progress("write", 1, 1)
         if result.run_id is not None:
             history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))

@@ -41,6 +41,18 @@ def test_a_run_collects_garbage_less_often_and_gives_the_setting_back(workspace,
     assert gc.get_threshold() == before
 
 
+def test_a_stage_timed_inside_another_is_counted_once(monkeypatch):
+    """Merging is timed inside writing: `--profile` shows each, and they add up to the time spent."""
+    import pipeline.run as pipeline_run
+
+    clock = iter([0.0, 1.0, 3.0, 4.0])  # write starts, merge starts, merge ends, write ends
+    monkeypatch.setattr(pipeline_run.time, "perf_counter", lambda: next(clock))
+    result = pipeline_run.RunResult(RUN_DAY)
+    with result.timed("write"), result.timed("merge"):
+        pass
+    assert result.stage_seconds == {"merge": 2.0, "write": 2.0}
+
+
 def test_rejected_return_is_archived_reported_and_left_out_of_totals(workspace, street):
     good, bad = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
     bad.monthly.at[0, "期末人口"] += 7
