@@ -2,16 +2,22 @@
 
 A stamp file per period holds the fingerprint of what its outputs show; a run whose
 fingerprint matches writes nothing (runs are idempotent), and a run killed before the
-stamp was written rewrites that period next time (crashes lose nothing).
+stamp was written rewrites that period next time (crashes lose nothing). Within a period
+rewritten, a unit's workbook is annotated again only when what it shows has changed (a
+second stamp file): a month's nights rewrite the street's outputs, not every unit's book.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, ContextManager
 
+from pipeline import __version__
+from pipeline.findings import Finding
 from pipeline.forms import load_form
 from pipeline.intake.sandbox import ReaderPool
 from pipeline.period import PeriodState, fingerprint, load_period
@@ -27,6 +33,7 @@ from pipeline.write.summary import floating_counter, floating_fields, write_summ
 from pipeline.write.unit_book import write_unit_book
 
 STAMP = ".outputs-state"
+BOOKS_STAMP = ".unit-books-state"  # unit workbook name → digest of what it shows, beside STAMP
 UNIT_FOLDER = "退回各村居"
 
 
@@ -70,8 +77,14 @@ def write_period(state: PeriodState, folder: Path) -> None:
 
 
 def write_unit_books(state: PeriodState, folder: Path) -> None:
-    """One annotated workbook per return with findings (superseded ones kept: they were sent back)."""
-    wanted = set()
+    """One annotated workbook per return with findings (superseded ones kept: they were sent back).
+
+    A book already there is annotated again only when its digest (the return, its findings,
+    due date, wording) has changed: ~0.1–1 s a book, for every book of the month, each night.
+    """
+    stamps_path = folder.parent / BOOKS_STAMP
+    written = _read_stamps(stamps_path)
+    stamps: dict[str, str] = {}
     lang = state.registry.settings.lang
     contact = (f"如有疑问请联系{state.registry.street.name}计生办。" if lang == "zh"
                else f"Questions: the {state.registry.street.name} family-planning office.")
@@ -83,10 +96,32 @@ def write_unit_books(state: PeriodState, folder: Path) -> None:
                 continue
             unit = units[r.unit]
             path = folder / safe_name(f"{unit.code}_{unit.name}_{state.period}_审核结果_{r.sha256[:8]}.xlsx")
-            wanted.add(path.name)
-            write_unit_book(path, unit.name, state.period, state.submission(unit.code).due, findings,
+            due = state.submission(unit.code).due
+            stamps[path.name] = _book_digest(r.sha256, unit.name, state.period, due, findings, contact, lang)
+            if written.get(path.name) == stamps[path.name] and path.is_file():
+                continue
+            write_unit_book(path, unit.name, state.period, due, findings,
                             reader.read(Path(r.archived_as)).workbook, contact, source=Path(r.archived_as),
                             lang=lang)
     for old in folder.glob("*.xlsx") if folder.exists() else []:
-        if old.name not in wanted:
+        if old.name not in stamps:
             old.unlink()
+    with atomic_file(stamps_path) as temp:
+        temp.write_text(json.dumps(stamps, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+
+
+def _book_digest(sha256: str, unit_name: str, period: str, due: dt.date, findings: list[Finding], contact: str,
+                 lang: str) -> str:
+    """What a unit's workbook shows, as one hash: equal hashes, equal books."""
+    payload = json.dumps([__version__, sha256, unit_name, period, due.isoformat(), contact, lang,
+                          [f.to_dict() for f in findings]], ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _read_stamps(path: Path) -> dict[str, str]:
+    """The digests of the books written last time; none when missing or unreadable (all are rewritten)."""
+    try:
+        stamps = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return stamps if isinstance(stamps, dict) else {}

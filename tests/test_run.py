@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import openpyxl
@@ -212,3 +213,35 @@ def test_floating_counts_read_a_chunk_at_a_time_equal_one_read(tmp_path, street,
     (ws.outbox / PERIOD / ".outputs-state").unlink()  # outputs are rewritten only when stale
     run(ws, street, now=RUN_DAY, workers=1)
     assert sheet() == whole
+
+
+def test_a_unit_book_is_annotated_again_only_when_what_it_shows_changed(workspace, street, monkeypatch):
+    """Each night rewrites the month's street outputs; a unit's book only when its findings changed."""
+    import pipeline.outputs as outputs
+
+    annotated = []
+    real = outputs.write_unit_book
+    monkeypatch.setattr(outputs, "write_unit_book", lambda path, *args, **kw: (annotated.append(path.name),
+                                                                               real(path, *args, **kw)))
+    first = clean_return(street, "U01")
+    first.roster.at[1, "末次生育日期"] = dt.date(2026, 11, 2)  # date-after-period, a warning: a book goes back
+    drop(workspace, "甲.xlsx", first)
+    run(workspace, street, now=RUN_DAY)
+    [book] = (workspace.outbox / PERIOD / UNIT_FOLDER).glob("*.xlsx")
+    assert annotated == [book.name]
+
+    drop(workspace, "丙.xlsx", clean_return(street, "U03", first_serial=60))  # the month changes, 甲村's book not
+    assert run(workspace, street, now=RUN_DAY).periods_written == [PERIOD]
+    assert annotated == [book.name] and book.is_file()
+
+    second = clean_return(street, "U02", first_serial=30)
+    second.roster.at[0, "身份证号"] = first.roster.at[0, "身份证号"]  # 甲村's return gains a warning
+    drop(workspace, "乙.xlsx", second)
+    run(workspace, street, now=RUN_DAY)
+    assert annotated.count(book.name) == 2
+    assert "id-in-other-unit" in {f["code"] for f in report(workspace)["findings"] if f["unit"] == "U01"}
+
+    book.unlink()  # a book gone from the outbox is written again
+    drop(workspace, "丙(改).xlsx", clean_return(street, "U03", first_serial=90))
+    run(workspace, street, now=RUN_DAY)
+    assert book.is_file() and annotated.count(book.name) == 3
