@@ -30,10 +30,12 @@ from pipeline.write.privacy import for_street
 from pipeline.write.safe import atomic_file
 from pipeline.write.street_report import write_street_report
 from pipeline.write.summary import floating_counter, floating_fields, write_summary
+from pipeline.write.book_writers import write_in_parallel
 from pipeline.write.unit_book import write_unit_book
 
 STAMP = ".outputs-state"
 BOOKS_STAMP = ".unit-books-state"  # unit workbook name → digest of what it shows, beside STAMP
+BOOKS_IN_PARALLEL_FROM = 4  # books to write: fewer are written here (a writing process takes ~0.3 s to start)
 UNIT_FOLDER = "退回各村居"
 
 
@@ -44,10 +46,12 @@ def output_names(registry: Registry, period: str) -> dict[str, str]:
 
 
 def write_period_outputs(history: History, registry: Registry, ws: Workspace, now: dt.datetime,
-                         timed: Callable[[str], ContextManager] = lambda stage: nullcontext()) -> list[str]:
+                         timed: Callable[[str], ContextManager] = lambda stage: nullcontext(),
+                         workers: int = 1) -> list[str]:
     """Rewrite the outputs of each period whose fingerprint changed; return those periods.
 
-    `timed("merge")` is around the merging of each period's accepted returns (RunResult.timed).
+    `timed("merge")` is around the merging of each period's accepted returns (RunResult.timed);
+    unit workbooks are written by up to `workers` processes.
     """
     written = []
     for period in history.periods():
@@ -58,14 +62,14 @@ def write_period_outputs(history: History, registry: Registry, ws: Workspace, no
         with timed("merge"):
             state = load_period(history, registry, load_form(), period, now, floating_counter(period),
                                 floating_fields())
-        write_period(state, folder)
+        write_period(state, folder, workers)
         with atomic_file(folder / STAMP) as temp:
             temp.write_text(stamp)
         written.append(period)
     return written
 
 
-def write_period(state: PeriodState, folder: Path) -> None:
+def write_period(state: PeriodState, folder: Path, workers: int = 1) -> None:
     """The summary, the street's error report, report.json, findings.csv and the unit workbooks."""
     names = output_names(state.registry, state.period)
     street = for_street(state.findings, state.registry.settings.mask_ids)  # masked once for the three outputs
@@ -73,14 +77,15 @@ def write_period(state: PeriodState, folder: Path) -> None:
     write_street_report(state, folder / names["errors"], street)
     write_report_json(state, folder / names["report"], street)
     write_findings_csv(street, folder / names["findings"])
-    write_unit_books(state, folder / UNIT_FOLDER)
+    write_unit_books(state, folder / UNIT_FOLDER, workers)
 
 
-def write_unit_books(state: PeriodState, folder: Path) -> None:
+def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None:
     """One annotated workbook per return with findings (superseded ones kept: they were sent back).
 
     A book already there is annotated again only when its digest (the return, its findings,
-    due date, wording) has changed: ~0.1–1 s a book, for every book of the month, each night.
+    due date, wording) has changed. Annotating takes openpyxl 0.1–1 s a book, after reading
+    has ended and one core would idle: with several books, `workers` processes write them.
     """
     stamps_path = folder.parent / BOOKS_STAMP
     written = _read_stamps(stamps_path)
@@ -89,20 +94,25 @@ def write_unit_books(state: PeriodState, folder: Path) -> None:
     contact = (f"如有疑问请联系{state.registry.street.name}计生办。" if lang == "zh"
                else f"Questions: the {state.registry.street.name} family-planning office.")
     units = {u.code: u for u in state.registry.units}
+    books = []  # (path, unit name, due, findings, archived return) of each book to write
+    for r in state.returns:
+        findings = [f for f in state.findings_by_return.get(r.id, []) if f.severity != "info"]
+        if r.status not in ("accepted", "rejected", "superseded") or not findings or r.unit not in units:
+            continue
+        unit = units[r.unit]
+        path = folder / safe_name(f"{unit.code}_{unit.name}_{state.period}_审核结果_{r.sha256[:8]}.xlsx")
+        due = state.submission(unit.code).due
+        stamps[path.name] = _book_digest(r.sha256, unit.name, state.period, due, findings, contact, lang)
+        if written.get(path.name) != stamps[path.name] or not path.is_file():
+            books.append((path, unit.name, due, findings, Path(r.archived_as)))
     with ReaderPool(1) as reader:  # the archived files are read as warily as at intake
-        for r in state.returns:
-            findings = [f for f in state.findings_by_return.get(r.id, []) if f.severity != "info"]
-            if r.status not in ("accepted", "rejected", "superseded") or not findings or r.unit not in units:
-                continue
-            unit = units[r.unit]
-            path = folder / safe_name(f"{unit.code}_{unit.name}_{state.period}_审核结果_{r.sha256[:8]}.xlsx")
-            due = state.submission(unit.code).due
-            stamps[path.name] = _book_digest(r.sha256, unit.name, state.period, due, findings, contact, lang)
-            if written.get(path.name) == stamps[path.name] and path.is_file():
-                continue
-            write_unit_book(path, unit.name, state.period, due, findings,
-                            reader.read(Path(r.archived_as)).workbook, contact, source=Path(r.archived_as),
-                            lang=lang)
+        calls = (((path, name, state.period, due, findings, reader.read(source).workbook, contact),
+                  {"source": source, "lang": lang}) for path, name, due, findings, source in books)
+        if workers > 1 and len(books) >= BOOKS_IN_PARALLEL_FROM:
+            write_in_parallel(calls, workers)
+        else:
+            for args, kwargs in calls:
+                write_unit_book(*args, **kwargs)
     for old in folder.glob("*.xlsx") if folder.exists() else []:
         if old.name not in stamps:
             old.unlink()

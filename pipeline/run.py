@@ -157,7 +157,8 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
             settle_outcomes(history, filed)
         result.outcomes += filed
         with result.timed("write"):
-            result.periods_written = write_period_outputs(history, registry, ws, now, timed=result.timed)
+            result.periods_written = write_period_outputs(history, registry, ws, now, timed=result.timed,
+                                                          workers=per_file.workers or DEFAULT_WORKERS)
         progress("write", 1, 1)
         if result.run_id is not None:
             history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))

@@ -245,3 +245,23 @@ def test_a_unit_book_is_annotated_again_only_when_what_it_shows_changed(workspac
     drop(workspace, "丙(改).xlsx", clean_return(street, "U03", first_serial=90))
     run(workspace, street, now=RUN_DAY)
     assert book.is_file() and annotated.count(book.name) == 3
+
+
+def test_several_unit_books_are_written_by_writing_processes(workspace, street, monkeypatch):
+    import pipeline.outputs as outputs
+
+    monkeypatch.setattr(outputs, "BOOKS_IN_PARALLEL_FROM", 2)
+    in_parallel = []
+    real = outputs.write_in_parallel
+    monkeypatch.setattr(outputs, "write_in_parallel", lambda calls, n: (in_parallel.append(n), real(calls, n)))
+    for n, code in enumerate(["U01", "U02", "U03"]):
+        data = clean_return(street, code, first_serial=30 * n)
+        data.monthly.at[0, "期末人口"] += 1
+        drop(workspace, f"{code}.xlsx", data)
+    run(workspace, street, now=RUN_DAY, workers=2)
+    assert in_parallel == [2]
+    books = sorted((workspace.outbox / PERIOD / UNIT_FOLDER).glob("*.xlsx"))
+    assert [b.name[:3] for b in books] == ["U01", "U02", "U03"]
+    for book in books:
+        sheet = openpyxl.load_workbook(book)["错误清单"]
+        assert any("期末人口" in str(c.value) for row in sheet.iter_rows() for c in row)

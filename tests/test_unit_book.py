@@ -264,3 +264,29 @@ def test_the_run_sends_back_her_own_book_annotated(workspace, street):
     assert values(book_path) == hers and book["月报"]["C3"].font.b
     report = (workspace.outbox / PERIOD / "report.json").read_text(encoding="utf-8")
     assert all(f'"{cell}"' in report for _, cell in marked_cells(book))
+
+
+def test_writing_processes_make_the_books_this_process_makes(tmp_path, street):
+    """write_in_parallel runs write_unit_book elsewhere: the same book, cell for cell, mark for mark."""
+    from pipeline.write.book_writers import write_in_parallel
+
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    here = annotate(tmp_path, source, found)
+    calls = [((tmp_path / f"审核结果{i}.xlsx", "甲村", PERIOD, DUE, found, read_workbook(source), CONTACT),
+              {"source": source}) for i in range(3)]
+    write_in_parallel(iter(calls), 2)
+    for (path, *_), _ in calls:
+        assert values(path) == values(here)
+        book, mine = openpyxl.load_workbook(path), openpyxl.load_workbook(here)
+        assert marked_cells(book) == marked_cells(mine) and links(book) == links(mine)
+
+
+def test_a_book_a_writing_process_cannot_write_fails_the_run_with_its_reason(tmp_path, street):
+    from pipeline.write.book_writers import BookWriteFailed, write_in_parallel
+
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    nowhere = source / "审核结果.xlsx"  # under a file: no folder can be made there
+    with pytest.raises(BookWriteFailed, match="1 份退回工作簿未能写出"):
+        write_in_parallel(iter([((nowhere, "甲村", PERIOD, DUE, found, read_workbook(source), CONTACT), {})]), 2)

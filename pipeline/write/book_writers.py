@@ -1,0 +1,107 @@
+"""Unit workbooks annotated by several processes at once.
+
+openpyxl takes 0.1–1 s to open, annotate and save one unit's return, and unit workbooks
+are written after reading has ended, when one core would idle. Each writing process is
+started afresh (`python -c`, like the reading processes), never forked from the run's
+large process and never re-importing the caller's script; it is sent one pickled
+write_unit_book call at a time and answers with None or what went wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from pipeline.intake.worker import HEADER
+
+_START = "from pipeline.write.book_writers import serve; serve()"
+_STOP = None
+
+
+class BookWriteFailed(RuntimeError):
+    """A writing process could not write a book (or died)."""
+
+
+def write_in_parallel(calls: Iterable[tuple[tuple, dict]], processes: int) -> None:
+    """Run write_unit_book(*args, **kwargs) for each call on `processes` processes; raise if one failed.
+
+    `calls` is consumed as the processes take work, so whatever makes each call (reading the
+    archived return) runs meanwhile here.
+    """
+    work: queue.Queue = queue.Queue(maxsize=2 * processes)
+    failures: list[str] = []
+    threads = [threading.Thread(target=_feed, args=(work, failures), daemon=True) for _ in range(processes)]
+    for thread in threads:
+        thread.start()
+    try:
+        for call in calls:
+            work.put(call)
+    finally:
+        for _ in threads:
+            work.put(_STOP)
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise BookWriteFailed(f"{len(failures)} 份退回工作簿未能写出:{failures[0]}")
+
+
+def _feed(work: queue.Queue, failures: list[str]) -> None:
+    """One writing process, fed calls from `work` until told to stop."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
+    try:
+        while (call := work.get()) is not _STOP:
+            if failures:  # one failed: the run fails, no need to write the rest
+                continue
+            try:
+                _send(proc.stdin, call)
+                answer = _receive(proc.stdout)
+            except (OSError, EOFError, pickle.UnpicklingError):
+                answer = "写出工作簿的进程异常退出"
+            if answer is not None:
+                failures.append(str(answer))
+    finally:
+        proc.stdin.close()
+        proc.wait()
+        proc.stdout.close()
+
+
+def serve() -> None:
+    """In a writing process: write each book asked for, answer None or the error's text."""
+    from pipeline.write.unit_book import write_unit_book
+
+    requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    sys.stdout = sys.stderr  # nothing printed may garble the answers
+    while True:
+        try:
+            args, kwargs = _receive(requests)
+        except EOFError:
+            return
+        try:
+            write_unit_book(*args, **kwargs)
+            answer = None
+        except Exception as exc:  # said to the run, which fails as it would have writing the book itself
+            answer = f"{type(exc).__name__}: {exc}"
+        _send(answers, answer)
+
+
+def _send(pipe, value: object) -> None:
+    data = pickle.dumps(value)
+    pipe.write(HEADER.pack(len(data)) + data)
+    pipe.flush()
+
+
+def _receive(pipe) -> object:
+    head = pipe.read(HEADER.size)
+    if len(head) < HEADER.size:
+        raise EOFError
+    data = pipe.read(HEADER.unpack(head)[0])
+    return pickle.loads(data)
