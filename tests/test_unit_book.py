@@ -290,3 +290,16 @@ def test_a_book_a_writing_process_cannot_write_fails_the_run_with_its_reason(tmp
     nowhere = source / "审核结果.xlsx"  # under a file: no folder can be made there
     with pytest.raises(BookWriteFailed, match="1 份退回工作簿未能写出"):
         write_in_parallel(iter([((nowhere, "甲村", PERIOD, DUE, found, read_workbook(source), CONTACT), {})]), 2)
+
+
+@pytest.mark.parametrize("kind", ["ods", "xml spreadsheet"])
+def test_a_return_in_another_format_goes_back_rebuilt_with_its_marks(tmp_path, street, kind):
+    from test_intake_builders import return_grids, write_ods, write_xml_spreadsheet
+
+    grids = return_grids(defective(street))
+    source = (write_ods(tmp_path / "甲村.ods", grids) if kind == "ods"
+              else write_xml_spreadsheet(tmp_path / "甲村.xls", grids))
+    found = checked(source, street)
+    assert {"population-balance", "id-checksum", "phone-invalid"} <= {f.code for f in found}
+    out = annotate(tmp_path, source, found, rebuild=True)
+    assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found if f.cell}
