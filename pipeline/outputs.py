@@ -25,12 +25,12 @@ from pipeline.registry import Registry
 from pipeline.store.history import History
 from pipeline.store.ledger import safe_name
 from pipeline.workspace import Workspace
+from pipeline.write.book_writers import write_in_parallel
 from pipeline.write.report import write_findings_csv, write_report_json
 from pipeline.write.privacy import for_street
 from pipeline.write.safe import atomic_file
 from pipeline.write.street_report import write_street_report
 from pipeline.write.summary import floating_counter, floating_fields, write_summary
-from pipeline.write.book_writers import write_in_parallel
 from pipeline.write.unit_book import write_unit_book
 
 STAMP = ".outputs-state"
@@ -105,14 +105,15 @@ def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None
         stamps[path.name] = _book_digest(r.sha256, unit.name, state.period, due, findings, contact, lang)
         if written.get(path.name) != stamps[path.name] or not path.is_file():
             books.append((path, unit.name, due, findings, Path(r.archived_as)))
-    with ReaderPool(1) as reader:  # the archived files are read as warily as at intake
-        calls = (((path, name, state.period, due, findings, reader.read(source).workbook, contact),
-                  {"source": source, "lang": lang}) for path, name, due, findings, source in books)
-        if workers > 1 and len(books) >= BOOKS_IN_PARALLEL_FROM:
-            write_in_parallel(calls, workers)
-        else:
-            for args, kwargs in calls:
-                write_unit_book(*args, **kwargs)
+    if books:
+        with ReaderPool(1) as reader:  # the archived files are read as warily as at intake
+            calls = (((path, name, state.period, due, findings, reader.read(source).workbook, contact),
+                      {"source": source, "lang": lang}) for path, name, due, findings, source in books)
+            if workers > 1 and len(books) >= BOOKS_IN_PARALLEL_FROM:
+                write_in_parallel(calls, workers)
+            else:
+                for args, kwargs in calls:
+                    write_unit_book(*args, **kwargs)
     for old in folder.glob("*.xlsx") if folder.exists() else []:
         if old.name not in stamps:
             old.unlink()

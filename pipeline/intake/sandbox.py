@@ -77,10 +77,8 @@ class _Worker:
     """One reading process and its pipes."""
 
     def __init__(self, context: bytes | None = None) -> None:
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env=env, close_fds=True)
+                                     stderr=subprocess.DEVNULL, env=fresh_process_env(), close_fds=True)
         _widen(self.proc.stdout.fileno())
         if context is not None:  # the registry and form, once: the process then takes each workbook in
             self.proc.stdin.write(HEADER.pack(len(context)) + context)
@@ -132,6 +130,12 @@ class _Worker:
     def death_reason(self) -> str:
         code = self.proc.returncode
         return SIGNAL_REASONS.get(-code, CRASHED) if code is not None and code < 0 else CRASHED
+
+
+def fresh_process_env() -> dict[str, str]:
+    """The environment of a Python process started afresh (`python -c`): this package importable in it."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
 
 
 def _widen(fd: int) -> None:

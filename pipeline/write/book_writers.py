@@ -15,9 +15,9 @@ import queue
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Iterable
 
+from pipeline.intake.sandbox import fresh_process_env
 from pipeline.intake.worker import HEADER
 
 _START = "from pipeline.write.book_writers import serve; serve()"
@@ -53,10 +53,8 @@ def write_in_parallel(calls: Iterable[tuple[tuple, dict]], processes: int) -> No
 
 def _feed(work: queue.Queue, failures: list[str]) -> None:
     """One writing process, fed calls from `work` until told to stop."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env)
+                            stderr=subprocess.DEVNULL, env=fresh_process_env())
     try:
         while (call := work.get()) is not _STOP:
             if failures:  # one failed: the run fails, no need to write the rest
