@@ -303,3 +303,14 @@ def test_a_return_in_another_format_goes_back_rebuilt_with_its_marks(tmp_path, s
     assert {"population-balance", "id-checksum", "phone-invalid"} <= {f.code for f in found}
     out = annotate(tmp_path, source, found, rebuild=True)
     assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found if f.cell}
+
+
+class OnlyInTheTests:
+    """Pickled by reference: a writing process cannot import it, and dies reading the call."""
+
+
+def test_a_writing_process_that_dies_fails_the_run_and_is_reaped(tmp_path):
+    from pipeline.write.book_writers import BookWriteFailed, write_in_parallel
+
+    with pytest.raises(BookWriteFailed, match="异常退出"):
+        write_in_parallel(iter([((OnlyInTheTests(),), {})] * 3), 2)

@@ -28,7 +28,7 @@ MEMORY_ERROR = "文件太大,读取时超出内存限制,可能被恶意构造"
 
 def main() -> None:
     """Serve requests until stdin closes."""
-    requests, answers = _channels()
+    requests, answers = channels()
     xlsx_reader = os.environ.get(READER_ENV, "calamine")  # inherited from the run (`--xlsx-reader`)
     limited, context = False, None
     while (request := receive(requests)) is not None:
@@ -44,7 +44,7 @@ def main() -> None:
         signal.alarm(0)
 
 
-def _channels() -> tuple[BinaryIO, BinaryIO]:
+def channels() -> tuple[BinaryIO, BinaryIO]:
     """stdin/stdout for frames only; anything printed goes to stderr, which goes nowhere."""
     answers = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -9,7 +9,6 @@ write_unit_book call at a time and answers with None or what went wrong.
 
 from __future__ import annotations
 
-import os
 import pickle
 import queue
 import subprocess
@@ -18,7 +17,7 @@ import threading
 from typing import Iterable
 
 from pipeline.intake.sandbox import fresh_process_env
-from pipeline.intake.worker import HEADER
+from pipeline.intake.worker import HEADER, channels
 
 _START = "from pipeline.write.book_writers import serve; serve()"
 _STOP = None
@@ -52,12 +51,16 @@ def write_in_parallel(calls: Iterable[tuple[tuple, dict]], processes: int) -> No
 
 
 def _feed(work: queue.Queue, failures: list[str]) -> None:
-    """One writing process, fed calls from `work` until told to stop."""
-    proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=fresh_process_env())
+    """One writing process, fed calls from `work` until told to stop (and drained even if it cannot start)."""
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=fresh_process_env())
+    except OSError as exc:
+        proc = None
+        failures.append(f"无法启动写出工作簿的进程({exc})")
     try:
         while (call := work.get()) is not _STOP:
-            if failures:  # one failed: the run fails, no need to write the rest
+            if failures or proc is None:  # one failed: the run fails, no need to write the rest
                 continue
             try:
                 _send(proc.stdin, call)
@@ -67,17 +70,25 @@ def _feed(work: queue.Queue, failures: list[str]) -> None:
             if answer is not None:
                 failures.append(str(answer))
     finally:
+        if proc is not None:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Close its requests (it then returns) and reap it; a process already dead is only reaped."""
+    try:
         proc.stdin.close()
-        proc.wait()
-        proc.stdout.close()
+    except OSError:
+        pass
+    proc.wait()
+    proc.stdout.close()
 
 
 def serve() -> None:
     """In a writing process: write each book asked for, answer None or the error's text."""
     from pipeline.write.unit_book import write_unit_book
 
-    requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    sys.stdout = sys.stderr  # nothing printed may garble the answers
+    requests, answers = channels()  # (nothing printed may garble the answers)
     while True:
         try:
             args, kwargs = _receive(requests)
