@@ -118,5 +118,10 @@ def send(stream: BinaryIO, answer: tuple[str, object, float]) -> None:
         data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
     except MemoryError:
         data = pickle.dumps(("spent", MEMORY_ERROR, answer[2]))
+    write_frame(stream, data)
+
+
+def write_frame(stream: BinaryIO, data: bytes) -> None:
+    """`data` framed by its 8-byte length, as `receive` reads it."""
     stream.write(HEADER.pack(len(data)) + data)
     stream.flush()

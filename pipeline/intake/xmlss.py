@@ -15,13 +15,12 @@ import re
 from xml.parsers import expat
 
 from pipeline.intake.read import Cell, Merge, RawSheet, RawWorkbook, UnreadableFile, fill_merges
-from pipeline.intake.safety import attribute, local_name, refusing_parser
+from pipeline.intake.safety import MAX_CELL_AREA, attribute, local_name, refusing_parser
 
 NAMESPACE = "urn:schemas-microsoft-com:office:spreadsheet"
 _LOOKS_LIKE = re.compile(r"<(?:\w+:)?Workbook\b[^>]*" + re.escape(NAMESPACE))
 MAX_CELLS = 2_000_000  # values in a workbook (as htmltables)
 MAX_ROW, MAX_COL = 1_048_576, 16_384  # Excel's own sheet
-MAX_AREA = 4_000_000  # rows × columns a sheet's values may span (as safety.MAX_CELL_AREA)
 
 
 def looks_like_xml_spreadsheet(text: str) -> bool:
@@ -109,7 +108,7 @@ def _sheet(name: str, cells: dict[tuple[int, int], Cell], merges: list[Merge]) -
         return RawSheet(name, [], merges=merges)
     top, left = min(r for r, _ in cells), min(c for _, c in cells)
     bottom, right = max(r for r, _ in cells), max(c for _, c in cells)
-    if (bottom - top + 1) * (right - left + 1) > MAX_AREA:
+    if (bottom - top + 1) * (right - left + 1) > MAX_CELL_AREA:
         raise UnreadableFile(f"工作表“{name[:31]}”在很远的单元格有内容,表格范围过大,可能是损坏或恶意构造的文件")
     grid: list[list[Cell]] = [[None] * (right - left + 1) for _ in range(bottom - top + 1)]
     for (r, c), value in cells.items():

@@ -4,7 +4,7 @@ openpyxl takes 0.1–1 s to open, annotate and save one unit's return, and unit 
 are written after reading has ended, when one core would idle. Each writing process is
 started afresh (`python -c`, like the reading processes), never forked from the run's
 large process and never re-importing the caller's script; it is sent one pickled
-write_unit_book call at a time and answers with None or what went wrong.
+write_unit_book call at a time and answers with "" or what went wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 from typing import Iterable
 
 from pipeline.intake.sandbox import fresh_process_env
-from pipeline.intake.worker import HEADER, channels
+from pipeline.intake.worker import channels, receive, write_frame
 
 _START = "from pipeline.write.book_writers import serve; serve()"
 _STOP = None
@@ -63,12 +63,12 @@ def _feed(work: queue.Queue, failures: list[str]) -> None:
             if failures or proc is None:  # one failed: the run fails, no need to write the rest
                 continue
             try:
-                _send(proc.stdin, call)
-                answer = _receive(proc.stdout)
-            except (OSError, EOFError, pickle.UnpicklingError):
-                answer = "写出工作簿的进程异常退出"
-            if answer is not None:
-                failures.append(str(answer))
+                write_frame(proc.stdin, pickle.dumps(call))
+                answer = receive(proc.stdout)
+            except (OSError, pickle.UnpicklingError):
+                answer = None
+            if answer != "":
+                failures.append("写出工作簿的进程异常退出" if answer is None else str(answer))
     finally:
         if proc is not None:
             _stop(proc)
@@ -85,32 +85,15 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def serve() -> None:
-    """In a writing process: write each book asked for, answer None or the error's text."""
+    """In a writing process: write each book asked for, answer "" or the error's text."""
     from pipeline.write.unit_book import write_unit_book
 
     requests, answers = channels()  # (nothing printed may garble the answers)
-    while True:
-        try:
-            args, kwargs = _receive(requests)
-        except EOFError:
-            return
+    while (call := receive(requests)) is not None:
+        args, kwargs = call
         try:
             write_unit_book(*args, **kwargs)
-            answer = None
+            answer = ""
         except Exception as exc:  # said to the run, which fails as it would have writing the book itself
             answer = f"{type(exc).__name__}: {exc}"
-        _send(answers, answer)
-
-
-def _send(pipe, value: object) -> None:
-    data = pickle.dumps(value)
-    pipe.write(HEADER.pack(len(data)) + data)
-    pipe.flush()
-
-
-def _receive(pipe) -> object:
-    head = pipe.read(HEADER.size)
-    if len(head) < HEADER.size:
-        raise EOFError
-    data = pipe.read(HEADER.unpack(head)[0])
-    return pickle.loads(data)
+        write_frame(answers, pickle.dumps(answer))
