@@ -16,12 +16,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from pipeline import __version__
 from pipeline.findings import Finding
 from pipeline.forms import load_form
 from pipeline.intake.sandbox import ReaderPool
 from pipeline.period import PeriodState, fingerprint, load_period
 from pipeline.registry import Registry
+from pipeline.resources import build_digest
 from pipeline.store.history import History
 from pipeline.store.ledger import safe_name
 from pipeline.workspace import Workspace
@@ -124,7 +124,7 @@ def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None
 def _book_digest(sha256: str, unit_name: str, period: str, due: dt.date, findings: list[Finding], contact: str,
                  lang: str) -> str:
     """What a unit's workbook shows, as one hash: equal hashes, equal books."""
-    payload = json.dumps([__version__, sha256, unit_name, period, due.isoformat(), contact, lang,
+    payload = json.dumps([build_digest(), sha256, unit_name, period, due.isoformat(), contact, lang,
                           [f.to_dict() for f in findings]], ensure_ascii=False, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -11,12 +11,12 @@ from typing import Callable
 
 import pandas as pd
 
-from pipeline import __version__
 from pipeline.findings import Finding, sort_key
 from pipeline.forms import Form
 from pipeline.merge import YearToDate, street_table, unit_totals, year_to_date
 from pipeline.periods import deadline, shift, stat_year_months
 from pipeline.registry import Registry, Unit
+from pipeline.resources import build_digest
 from pipeline.store.history import History, StoredReturn
 
 
@@ -131,5 +131,5 @@ def fingerprint(history: History, registry: Registry, period: str) -> str:
     ids = [r.id for r in history.returns(period=period)]
     found = history.count_findings(ids)
     settings = repr((registry.street, registry.units, registry.settings))
-    payload = json.dumps([__version__, rows, found, settings], ensure_ascii=False)
+    payload = json.dumps([build_digest(), rows, found, settings], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()

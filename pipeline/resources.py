@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -20,3 +21,25 @@ def load_schema_file(name: str) -> dict[str, Any]:
     """Parse one TOML file of schemas/ (cached: they do not change during a run)."""
     with open(schemas_dir() / name, "rb") as fh:
         return tomllib.load(fh)
+
+
+def files_digest(roots: list[Path], suffixes: tuple[str, ...] = (".py", ".toml")) -> str:
+    """One hash of every file of these kinds under the roots: their paths (relative) and contents."""
+    digest = hashlib.sha256()
+    for n, root in enumerate(roots):
+        for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes and p.is_file()):
+            name = f"{n}/{path.relative_to(root).as_posix()}"
+            data = path.read_bytes()
+            digest.update(f"{len(name)}:{name}:{len(data)}:".encode())
+            digest.update(data)
+    return digest.hexdigest()
+
+
+@cache
+def build_digest() -> str:
+    """What this installation is: the package's code and the forms of schemas/.
+
+    Stamps of written outputs include it, so an upgrade (or a district's edit of a form)
+    rewrites the outbox even when the version number stayed the same.
+    """
+    return files_digest([Path(__file__).resolve().parent, schemas_dir()])

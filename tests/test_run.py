@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import openpyxl
 
@@ -265,3 +266,47 @@ def test_several_unit_books_are_written_by_writing_processes(workspace, street, 
     for book in books:
         sheet = openpyxl.load_workbook(book)["错误清单"]
         assert any("期末人口" in str(c.value) for row in sheet.iter_rows() for c in row)
+
+
+def test_a_new_build_rewrites_the_outputs_the_same_data_gave(workspace, street, monkeypatch):
+    """An upgrade (or an edited form) with the same version number still rewrites the outbox."""
+    import pipeline.outputs as outputs
+    import pipeline.period as period
+
+    annotated = []
+    real = outputs.write_unit_book
+    monkeypatch.setattr(outputs, "write_unit_book", lambda path, *args, **kw: (annotated.append(path.name),
+                                                                               real(path, *args, **kw)))
+    data = clean_return(street, "U01")
+    data.roster.at[1, "末次生育日期"] = dt.date(2026, 11, 2)  # a warning: a book goes back
+    drop(workspace, "甲.xlsx", data)
+    assert run(workspace, street, now=RUN_DAY).periods_written == [PERIOD]
+    assert run(workspace, street, now=RUN_DAY).periods_written == []
+    assert len(annotated) == 1
+
+    for module in (outputs, period):
+        monkeypatch.setattr(module, "build_digest", lambda: "another build")
+    assert run(workspace, street, now=RUN_DAY).periods_written == [PERIOD]
+    assert len(annotated) == 2
+
+
+def test_the_build_digest_follows_code_and_forms_not_caches(tmp_path):
+    import shutil
+
+    from pipeline.resources import files_digest, schemas_dir
+
+    package = Path(__file__).resolve().parents[1] / "pipeline"
+    code, forms = tmp_path / "pipeline", tmp_path / "schemas"
+    shutil.copytree(package, code, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(schemas_dir(), forms)
+    first = files_digest([code, forms])
+    assert files_digest([code, forms]) == first
+    (code / "__pycache__").mkdir(exist_ok=True)
+    (code / "__pycache__" / "run.cpython-311.pyc").write_bytes(b"compiled")  # not what the build is
+    assert files_digest([code, forms]) == first
+    form = forms / "template_v1.toml"
+    form.write_text(form.read_text(encoding="utf-8") + "\n# 街道改了一个字段名\n", encoding="utf-8")
+    edited_form = files_digest([code, forms])
+    assert edited_form != first
+    (code / "write" / "summary.py").write_text("# changed\n", encoding="utf-8")
+    assert files_digest([code, forms]) not in (first, edited_form)
