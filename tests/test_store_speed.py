@@ -309,3 +309,45 @@ def test_restanding_a_unit_reads_only_that_units_returns(tmp_path):
     assert reads and all("unit='U01'" in s.replace(" ", "") or "unit=?" in s for s in reads), reads
     assert {r.file_name: r.status for r in history.returns(period="2026-10")} == {
         "f0.xlsx": "superseded", "f1.xlsx": "accepted", "f2.xlsx": "accepted", "f3.xlsx": "accepted"}
+
+
+def test_the_street_id_lookup_passes_over_other_months_in_the_index(tmp_path):
+    """A year of history: the persons asked for are found without reading their other months' rows."""
+    months = [f"2026-{m:02d}" for m in range(1, 13)]
+    history = History(tmp_path / "history.sqlite")
+    run_id = history.start_run(dt.datetime(2026, 11, 1))
+    by_month: dict[str, list[int]] = {}
+    with history.transaction() as db:
+        for month in months:
+            for unit in ("U01", "U02"):
+                rid = history.add_return(db, StoredReturn(0, f"{month}{unit}", "f.xlsx", "a/f.xlsx", unit, month,
+                                                          "accepted", "accepted", dt.datetime(2026, 11, 1), None, ""),
+                                         run_id)
+                history.add_persons(db, rid, "roster", [f"{unit}-{i}" for i in range(5)], [None] * 5,
+                                    [{"_row": i + 4, "_cell": f"C{i + 4}", "_column": "C"} for i in range(5)])
+                by_month.setdefault(month, []).append(rid)
+    statements: list[str] = []
+    history.db.set_trace_callback(statements.append)
+    found = history.persons_of(by_month["2026-12"], "roster", ("_cell",), id_numbers=["U01-1", "U02-3", "U03-0"])
+    history.db.set_trace_callback(None)
+    assert sorted(zip(found["return_id"], found["id_number"])) == sorted(zip(by_month["2026-12"], ["U01-1", "U02-3"]))
+    [lookup] = [s for s in statements if "asked_ids CROSS JOIN persons" in s]
+    plan = " ".join(str(row[-1]) for row in history.db.execute("EXPLAIN QUERY PLAN " + lookup))
+    assert "persons_by_id_return (id_number=?)" in plan, plan  # return and register read from the index entry
+    assert "return_id=?" not in plan, plan  # not one probe per asked return
+
+
+def test_a_store_of_version_three_gets_the_new_person_index(tmp_path):
+    from pipeline.store.history import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "history.sqlite"
+    db = sqlite3.connect(path)
+    for version, script in enumerate(MIGRATIONS[:3], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    db.close()
+    with History(path) as h:
+        indexes = {name for (name,) in h.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "persons_by_id_return" in indexes and "persons_by_id" not in indexes
