@@ -216,16 +216,27 @@ def test_floating_counts_read_a_chunk_at_a_time_equal_one_read(tmp_path, street,
     assert sheet() == whole
 
 
-def test_a_unit_book_is_annotated_again_only_when_what_it_shows_changed(workspace, street, monkeypatch):
-    """Each night rewrites the month's street outputs; a unit's book only when its findings changed."""
+def books_annotated(monkeypatch) -> list[str]:
+    """The names of the unit books written from now on, in order."""
     import pipeline.outputs as outputs
 
-    annotated = []
+    annotated: list[str] = []
     real = outputs.write_unit_book
     monkeypatch.setattr(outputs, "write_unit_book", lambda path, *args, **kw: (annotated.append(path.name),
                                                                                real(path, *args, **kw)))
-    first = clean_return(street, "U01")
-    first.roster.at[1, "末次生育日期"] = dt.date(2026, 11, 2)  # date-after-period, a warning: a book goes back
+    return annotated
+
+
+def return_with_a_warning(street):
+    data = clean_return(street, "U01")
+    data.roster.at[1, "末次生育日期"] = dt.date(2026, 11, 2)  # date-after-period, a warning: a book goes back
+    return data
+
+
+def test_a_unit_book_is_annotated_again_only_when_what_it_shows_changed(workspace, street, monkeypatch):
+    """Each night rewrites the month's street outputs; a unit's book only when its findings changed."""
+    annotated = books_annotated(monkeypatch)
+    first = return_with_a_warning(street)
     drop(workspace, "甲.xlsx", first)
     run(workspace, street, now=RUN_DAY)
     [book] = (workspace.outbox / PERIOD / UNIT_FOLDER).glob("*.xlsx")
@@ -273,13 +284,8 @@ def test_a_new_build_rewrites_the_outputs_the_same_data_gave(workspace, street, 
     import pipeline.outputs as outputs
     import pipeline.period as period
 
-    annotated = []
-    real = outputs.write_unit_book
-    monkeypatch.setattr(outputs, "write_unit_book", lambda path, *args, **kw: (annotated.append(path.name),
-                                                                               real(path, *args, **kw)))
-    data = clean_return(street, "U01")
-    data.roster.at[1, "末次生育日期"] = dt.date(2026, 11, 2)  # a warning: a book goes back
-    drop(workspace, "甲.xlsx", data)
+    annotated = books_annotated(monkeypatch)
+    drop(workspace, "甲.xlsx", return_with_a_warning(street))
     assert run(workspace, street, now=RUN_DAY).periods_written == [PERIOD]
     assert run(workspace, street, now=RUN_DAY).periods_written == []
     assert len(annotated) == 1
