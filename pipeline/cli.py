@@ -17,6 +17,7 @@ from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS
                           validate_files)
 from pipeline.workspace import Workspace
 from pipeline.status import STATUS_ZH
+from pipeline.store.history import HistoryUnavailable
 
 
 
@@ -40,7 +41,17 @@ def _registry(workdir: Path, config: Path | None) -> Registry:
         raise CannotRun(str(exc)) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """What any command can meet on opening the history ends in its message and exit 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HistoryUnavailable as exc:
+            raise CannotRun(f"{exc}。") from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="village-returns-pipeline")
 def main() -> None:
     """村(居)月报汇总流水线:收件箱里的月报 → 校验 → 与上月核对 → 街道汇总 → 发件箱。"""
@@ -80,6 +91,8 @@ def run_command(inbox: Path | None, outbox: Path | None, config: Path | None, pe
                          progress=TerminalProgress(), workers=workers, executor=pool)
     except (RunLocked, UnsafeEnvironment, ExecutorUnavailable) as exc:
         raise CannotRun(str(exc)) from exc
+    except HistoryUnavailable as exc:
+        raise CannotRun(f"{exc}。收件箱中的文件保持原样,修复后重新运行即可。") from exc
     except OSError as exc:
         raise CannotRun(f"运行失败(磁盘或权限问题):{exc}。收件箱中未处理的文件保持原样,修复后重新运行即可。") from exc
     print_result(result, workspace)

@@ -21,6 +21,7 @@ from watchdog.observers.polling import PollingObserver
 from pipeline.registry import Registry
 from pipeline.run import RunLocked, RunResult, run
 from pipeline.runlog import log_lines
+from pipeline.store.history import HistoryUnavailable
 from pipeline.workspace import Workspace, ready_files
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,9 @@ def _run_once(ws: Workspace, registry: Registry, on_result: Callable[[RunResult]
         if not quiet_if_locked:
             log.info("另一个汇总任务正在运行,等它结束后再处理收件箱。")
         return "locked"
+    except HistoryUnavailable as exc:  # its message says what to do: no traceback
+        log.error("%s。收件箱中的文件保持原样;%s 秒后重试。", exc, RETRY_AFTER_FAILURE)
+        return "failed"
     except Exception:  # noqa: BLE001 - a watcher that dies at 2 a.m. is worse than one that logs and waits
         log.exception("本次运行失败,收件箱中未处理的文件保持原样;%s 秒后重试。", RETRY_AFTER_FAILURE)
         return "failed"

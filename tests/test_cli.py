@@ -108,3 +108,30 @@ def test_openpyxl_as_xlsx_reader_gives_the_same_outcome(tmp_path, street, monkey
     assert result.exit_code == 1 and "已退回" in result.output and "错误 1" in result.output, result.output
     report = json.loads(next((tmp_path / "outbox" / "2026-10").glob("report.json")).read_text(encoding="utf-8"))
     assert [f["cell"] for f in report["findings"] if f["severity"] == "error"] == ["G4"]
+
+
+@pytest.mark.parametrize("store, says", [
+    (b"these are not the pages of a database " * 200, "文件可能已损坏"),
+    ("newer", "新版程序"),
+], ids=["damaged", "newer"])
+def test_a_history_that_cannot_be_opened_stops_the_run_with_what_to_do(tmp_path, street, monkeypatch, store, says):
+    import sqlite3
+
+    registry_file(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
+    history = tmp_path / "history.sqlite"
+    if store == "newer":
+        db = sqlite3.connect(history)
+        db.execute("PRAGMA user_version = 99")  # a store a later version of the pipeline wrote
+        db.close()
+    else:
+        history.write_bytes(store)
+    before = history.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for command in (["run"], ["status", "--period", "2026-10"], ["history", "--unit", "甲村"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, result.output
+        assert says in result.output and "历史库" in result.output  # (an uncaught exception exits 1)
+    assert (tmp_path / "inbox" / "甲村.xlsx").is_file()  # nothing was taken in
+    assert history.read_bytes() == before  # nor the store touched

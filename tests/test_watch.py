@@ -211,3 +211,14 @@ def test_pipeline_watch_command(tmp_path, street):
     assert code == 0, text()  # SIGTERM lets the current run finish and stops cleanly
     assert "已隔离" in text() and "坏文件.xlsx" in text() and "已停止监视" in text()
 
+
+
+def test_watch_says_why_the_history_cannot_be_opened_without_a_traceback(workspace, street, monkeypatch):
+    workspace.history.write_bytes(b"not a database " * 300)
+    monkeypatch.setattr(pipeline.watch, "RETRY_AFTER_FAILURE", 0.3)
+    drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
+    with Watcher(workspace, street) as w:
+        assert wait_for(lambda: any(r.levelno == logging.ERROR for r in w.records))
+    failures = [r for r in w.records if r.levelno == logging.ERROR]
+    assert "历史库" in failures[0].getMessage() and failures[0].exc_info is None
+    assert (workspace.inbox / "甲村.xlsx").is_file()

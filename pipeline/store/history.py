@@ -171,18 +171,16 @@ class Layout:
         return f"{letter}{row}" if letter and row else ""
 
 
+class HistoryUnavailable(RuntimeError):
+    """The history store cannot be opened: damaged, made by a newer version, or held too long."""
+
+
 class History:
     """One open history file; use as a context manager or call close()."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        migrate(self.db)
+        self.db = _open(path)
 
     def __enter__(self) -> "History":
         return self
@@ -434,11 +432,18 @@ class History:
             [*(column_args or []), register]).fetchall()
 
 
-def migrate(db: sqlite3.Connection) -> None:
-    """Bring the store to SCHEMA_VERSION, one migration at a time, each in a transaction."""
+def stored_version(db: sqlite3.Connection) -> int:
+    """The store's schema version; HistoryUnavailable when a newer pipeline wrote it."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"历史库版本 {version} 比本程序新({SCHEMA_VERSION}),请升级程序")
+        raise HistoryUnavailable(f"历史库是新版程序写的(库版本 {version},本程序只认到 {SCHEMA_VERSION})。"
+                                 "请把本程序升级到与写这个库的相同或更新的版本")
+    return version
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the store to SCHEMA_VERSION, one migration at a time, each in a transaction."""
+    version = stored_version(db)
     for target in range(version + 1, SCHEMA_VERSION + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -449,6 +454,39 @@ def migrate(db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """The store, set up and migrated; HistoryUnavailable (with what to do) when it cannot be."""
+    db = None
+    try:
+        db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        stored_version(db)  # a newer store is refused before anything (WAL mode too) is written to it
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        migrate(db)
+        return db
+    except HistoryUnavailable:
+        db.close()
+        raise
+    except sqlite3.Error as exc:
+        if db is not None:
+            db.close()
+        raise HistoryUnavailable(_cannot_open(path, exc)) from exc
+
+
+def _cannot_open(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return (f"历史库 {path} 正被另一个程序占用(等了 30 秒)。"
+                "请稍后再运行;若一直如此,请关闭打开该文件的程序")
+    if isinstance(exc, sqlite3.OperationalError):  # no room, no permission, no such folder, an I/O error
+        return f"历史库 {path} 无法使用({text})。请检查磁盘空间和文件权限后重新运行"
+    return (f"历史库 {path} 打不开({text}):文件可能已损坏,或不是本程序的历史库。"
+            "请从备份恢复它;或把它移走后重新运行,将从空的历史开始(以前各月的记录不在新库里)")
 
 
 def _statements(script: str) -> list[str]:
