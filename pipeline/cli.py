@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -42,13 +44,28 @@ def _registry(workdir: Path, config: Path | None) -> Registry:
 
 
 class _Commands(click.Group):
-    """What any command can meet on opening the history ends in its message and exit 2, not a traceback."""
+    """Whatever stops a command ends in a message and exit 2 ("could not run"), never exit 1.
+
+    An exception left to click would exit 1, which a scheduler reads as a normal night
+    with rejections. A store that cannot be opened or written says what to do; anything
+    else is a fault of the program: its details go to stderr (the nightly log) for whoever
+    maintains it.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except HistoryUnavailable as exc:
             raise CannotRun(f"{exc}。") from exc
+        except sqlite3.Error as exc:  # the disk filled or failed while the store was written
+            raise CannotRun(f"历史库读写失败({exc}):磁盘可能已满或出了故障。已经完成的部分都已保存,"
+                            "收件箱中未处理的文件保持原样;腾出空间或修复后重新运行即可。") from exc
+        except Exception as exc:  # noqa: BLE001 - exit 2 with the details, not exit 1
+            traceback.print_exc()
+            raise CannotRun(f"程序内部错误({type(exc).__name__}: {exc})。收件箱中未处理的文件保持原样,"
+                            "已经完成的部分都已保存;请把上面的错误详情发给维护人员。") from exc
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

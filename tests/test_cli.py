@@ -135,3 +135,44 @@ def test_a_history_that_cannot_be_opened_stops_the_run_with_what_to_do(tmp_path,
         assert says in result.output and "历史库" in result.output  # (an uncaught exception exits 1)
     assert (tmp_path / "inbox" / "甲村.xlsx").is_file()  # nothing was taken in
     assert history.read_bytes() == before  # nor the store touched
+
+
+def test_a_disk_that_fills_while_filing_exits_2_and_keeps_the_inbox(tmp_path, street, monkeypatch):
+    import sqlite3
+
+    from pipeline.store.history import History
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    registry_file(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(History, "add_persons", full)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2 and "磁盘可能已满" in result.output, result.output
+    assert (tmp_path / "inbox" / "甲村.xlsx").is_file()
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["run"]).exit_code == 0  # room again: the same file goes through
+
+
+def test_a_fault_of_the_program_exits_2_not_1_and_the_next_run_writes_the_outputs(tmp_path, street, monkeypatch):
+    import pipeline.outputs
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug in the summary")
+
+    registry_file(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pipeline.outputs, "write_summary", broken)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2, result.output  # 1 would tell the scheduler "some returns rejected"
+    assert "程序内部错误" in result.output and "a bug in the summary" in result.output
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["run"]).exit_code == 0
+    assert list((tmp_path / "outbox" / "2026-10").glob("*_汇总.xlsx"))
