@@ -160,6 +160,8 @@ def print_result(result: RunResult, workspace: Workspace) -> None:
         click.echo(f"未处理(不是本次指定的报告期):{name}")
     for period in result.periods_written:
         click.echo(f"已更新 {workspace.outbox / period}")
+    if result.history_backup_failed:
+        click.echo(f"历史库备份失败:{result.history_backup_failed}")
 
 
 STAGE_ZH = {"intake": "读取", "validate": "校验", "file": "归档入库", "reconcile": "与上月核对", "merge": "合并汇总",

@@ -44,6 +44,8 @@ class Settings:
     archive: str = "archive"
     quarantine: str = "quarantine"
     history: str = "history.sqlite"
+    backups: str = "backups"  # a copy of the history a day (store/backup.py)
+    history_backups: int = 7  # how many daily copies are kept; 0: none (back it up some other way)
     settle_seconds: float = 2.0  # a file younger than this may still be being copied
     lang: str = "zh"  # language of the messages in reports: zh or en
 
@@ -133,6 +135,9 @@ def parse_settings(raw: dict[str, Any]) -> Settings:
     if unknown:
         raise RegistryError(f"登记文件 [settings] 中有不认识的设置: {', '.join(sorted(unknown))}")
     settings = Settings(**raw)
+    if not isinstance(settings.history_backups, int) or settings.history_backups < 0:
+        raise RegistryError(f"登记文件 [settings] history_backups 应是 0 或正整数(保留几天的历史库备份),"
+                            f"现在是 {settings.history_backups!r}")
     if settings.lang not in ("zh", "en"):
         raise RegistryError(f"登记文件 [settings] lang 只能是 zh 或 en,现在是 {settings.lang}")
     return settings

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -29,6 +30,7 @@ from pipeline.store.filing import (Outcome, earlier_persons, file_checked, file_
                                    finish_interrupted, settle_outcomes)
 from pipeline.store.recheck import reconcile_pending
 from pipeline.runlog import summarise, write_run_log
+from pipeline.store.backup import back_up_history
 from pipeline.store.history import History
 from pipeline.workspace import Workspace, ready_files
 from pipeline.write.safe import clean_stale_temporaries
@@ -51,6 +53,8 @@ class RunResult:
     periods_written: list[str] = field(default_factory=list)
     left_in_inbox: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # intake, validate, file, reconcile, merge, write
+    history_backup: str = ""  # the day's copy of the history, when this run wrote it
+    history_backup_failed: str = ""  # why the day's copy could not be written
     _open_stages: list[str] = field(default_factory=list, repr=False)
 
     def timed_batches(self, batches: Iterator[list[ReturnFile]]) -> Iterator[list[ReturnFile]]:
@@ -162,7 +166,18 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
         progress("write", 1, 1)
         if result.run_id is not None:
             history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))
+            _back_up(history, ws, registry, now, result)
     return result
+
+
+def _back_up(history: History, ws: Workspace, registry: Registry, now: dt.datetime, result: RunResult) -> None:
+    """The day's copy of the history after a run that filed something; a failed copy does not fail the run."""
+    try:
+        copy = back_up_history(history, ws.backups, now.date(), registry.settings.history_backups)
+    except (OSError, sqlite3.Error) as exc:
+        result.history_backup_failed = f"{exc}(本次运行的结果不受影响;请检查 {ws.backups} 所在的磁盘)"
+        return
+    result.history_backup = str(copy) if copy else ""
 
 
 def _file_batch(history: History, ws: Workspace, registry: Registry, form: Form, taken: list[ReturnFile],

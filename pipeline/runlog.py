@@ -30,6 +30,7 @@ def summarise(result: "RunResult") -> dict:
             "files": len(result.outcomes), **counts, "periods_written": result.periods_written,
             "left_in_inbox": result.left_in_inbox, "exit_code": result.exit_code,
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+            "history_backup": result.history_backup, "history_backup_failed": result.history_backup_failed,
             "outcomes": [{"file": o.file, "status": o.status, "unit": o.unit, "period": o.period,
                           "errors": o.errors, "warnings": o.warnings, "reason": o.reason} for o in result.outcomes]}
 
@@ -45,6 +46,10 @@ def log_lines(result: "RunResult") -> list[str]:
                      f"{o.file} {detail}".rstrip())
     lines += [f"    未处理(非指定报告期):{name}" for name in result.left_in_inbox]
     lines += [f"    已更新发件箱 {period}" for period in result.periods_written]
+    if result.history_backup:
+        lines.append(f"    已备份历史库 {result.history_backup}")
+    if result.history_backup_failed:
+        lines.append(f"    历史库备份失败:{result.history_backup_failed}")
     return lines
 
 

@@ -1,4 +1,4 @@
-"""The working folder: where the inbox, outbox, archive, quarantine and history are."""
+"""The working folder: where the inbox, outbox, archive, quarantine, history and its backups are."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Workspace:
     archive: Path
     quarantine: Path
     history: Path
+    backups: Path
 
     @classmethod
     def at(cls, root: Path, settings: Settings, inbox: Path | None = None, outbox: Path | None = None) -> "Workspace":
@@ -29,7 +30,7 @@ class Workspace:
         root = root.resolve()
         return cls(root, (inbox or root / settings.inbox).resolve(), (outbox or root / settings.outbox).resolve(),
                    (root / settings.archive).resolve(), (root / settings.quarantine).resolve(),
-                   (root / settings.history).resolve())
+                   (root / settings.history).resolve(), (root / settings.backups).resolve())
 
     @property
     def lock(self) -> Path:
