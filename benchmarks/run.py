@@ -39,7 +39,7 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("intake", "validate", "file", "reconcile", "merge", "write", "other")
+STAGES = ("intake", "validate", "file", "reconcile", "merge", "write", "backup", "other")
 # (module, function, stage): wrapped to time a stage an older run's own clock did not split off.
 TIMED = [("pipeline.outputs", "load_period", "merge")]
 

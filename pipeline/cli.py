@@ -165,7 +165,7 @@ def print_result(result: RunResult, workspace: Workspace) -> None:
 
 
 STAGE_ZH = {"intake": "读取", "validate": "校验", "file": "归档入库", "reconcile": "与上月核对", "merge": "合并汇总",
-            "write": "写出报表"}
+            "write": "写出报表", "backup": "备份历史库"}
 
 
 def print_stage_times(result: RunResult) -> None:

@@ -52,7 +52,7 @@ class RunResult:
     outcomes: list[Outcome] = field(default_factory=list)
     periods_written: list[str] = field(default_factory=list)
     left_in_inbox: list[str] = field(default_factory=list)
-    stage_seconds: dict[str, float] = field(default_factory=dict)  # intake, validate, file, reconcile, merge, write
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # intake … write, backup (a day's first run)
     history_backup: str = ""  # the day's copy of the history, when this run wrote it
     history_backup_failed: str = ""  # why the day's copy could not be written
     _open_stages: list[str] = field(default_factory=list, repr=False)
@@ -166,7 +166,8 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
         progress("write", 1, 1)
         if result.run_id is not None:
             history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))
-            _back_up(history, ws, registry, now, result)
+            with result.timed("backup"):
+                _back_up(history, ws, registry, now, result)
     return result
 
 

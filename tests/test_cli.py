@@ -89,10 +89,10 @@ def test_run_profile_prints_each_stage_and_the_run_log_keeps_them(tmp_path, stre
     monkeypatch.setenv("PIPELINE_XLSX_READER", "calamine")  # recorded: the variable the command sets is undone
     result = CliRunner().invoke(main, ["run", "--profile", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    for label in ("读取", "校验", "归档入库", "与上月核对", "合并汇总", "写出报表", "合计"):
+    for label in ("读取", "校验", "归档入库", "与上月核对", "合并汇总", "写出报表", "备份历史库", "合计"):
         assert re.search(rf"{label}\s+\d+\.\d\d 秒", result.output), label
     logged = json.loads((tmp_path / "logs" / "runs.jsonl").read_text(encoding="utf-8").splitlines()[-1])
-    assert set(logged["stage_seconds"]) == {"intake", "validate", "file", "reconcile", "merge", "write"}
+    assert set(logged["stage_seconds"]) == {"intake", "validate", "file", "reconcile", "merge", "write", "backup"}
     assert all(seconds >= 0 for seconds in logged["stage_seconds"].values())
 
 
