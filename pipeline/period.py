@@ -120,7 +120,7 @@ def counted_floating(history: History, units: dict[int, str], count: FloatingCou
 def accepted_totals(history: History, period: str, counts: list[str]) -> pd.DataFrame:
     """Unit totals (one row per unit code) of the accepted returns that stand for a period."""
     accepted = [r for r in history.returns(period=period) if r.status == "accepted"]
-    figures = history.figures_of([r.id for r in accepted])
+    figures = history.figure_totals([r.id for r in accepted])
     return unit_totals(figures, {r.id: r.unit for r in accepted}, counts)
 
 

@@ -351,3 +351,30 @@ def test_a_store_of_version_three_gets_the_new_person_index(tmp_path):
         indexes = {name for (name,) in h.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert h.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert "persons_by_id_return" in indexes and "persons_by_id" not in indexes
+
+
+def test_figures_summed_by_sqlite_are_what_pandas_summed_from_every_group(tmp_path):
+    """Accepted returns hold whole counts or blanks: summed in SQLite or in pandas, the same totals."""
+    from pipeline.merge import unit_totals
+
+    rng = random.Random(11)
+    names = ["出生", "死亡", "期末人口", "政策内出生"]
+    for trial in range(30):
+        history = History(tmp_path / f"history{trial}.sqlite")
+        run_id = history.start_run(dt.datetime(2026, 11, 1))
+        units = {}
+        with history.transaction() as db:
+            for n in range(rng.randint(0, 6)):
+                rid = history.add_return(db, StoredReturn(0, f"s{n}", "f.xlsx", "a/f.xlsx", f"U{n}", "2026-10",
+                                                          "accepted", "accepted", dt.datetime(2026, 11, 1), None, ""),
+                                         run_id)
+                units[rid] = f"U{n}"
+                cells = {(g, name) for g in ("一组", "二组", "三组", "合计") for name in names if rng.random() < 0.7}
+                rows = sorted(cells)
+                history.add_figures(db, rid, [g for g, _ in rows], [name for _, name in rows],
+                                    [rng.choice([None, rng.randint(0, 900), 0]) for _ in rows])
+        ids = list(units)
+        by_sqlite = unit_totals(history.figure_totals(ids), units, names + ["无此项"])
+        by_pandas = unit_totals(history.figures_of(ids), units, names + ["无此项"])
+        pd.testing.assert_frame_equal(by_sqlite, by_pandas, check_dtype=False, obj=f"trial {trial}")
+        history.close()

@@ -343,6 +343,18 @@ class History:
                                     f"({_marks(chunk)})", chunk).fetchall()
         return rows
 
+    def figure_totals(self, return_ids: list[int]) -> pd.DataFrame:
+        """(return_id, name, value): each return's figures summed over its groups, by SQLite.
+
+        What summing figures_of over groups gives, in a tenth of the rows a year-to-date
+        merge reads: a blank counts as nothing (TOTAL: a name whose every value is blank
+        sums to 0, as pandas' sum does) and a name the return lacks has no row.
+        """
+        frames = [pd.read_sql_query(
+            f"SELECT return_id, name, TOTAL(value) AS value FROM figures WHERE return_id IN ({_marks(c)})"
+            " GROUP BY return_id, name", self.db, params=c) for c in _chunks(return_ids)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["return_id", "name", "value"])
+
     def figures_of(self, return_ids: list[int]) -> pd.DataFrame:
         """Long figures (return_id, grp, name, value) of the given returns."""
         frames = [pd.read_sql_query(
