@@ -35,28 +35,32 @@ def unit_totals(figures: pd.DataFrame, unit_of: dict[int, str], columns: list[st
     return wide.reindex(columns=columns)
 
 
+YTD_SOURCES = {"本年累计出生": "出生", "本年累计死亡": "死亡", "本年累计政策内出生": "政策内出生", "年初人口": "期初人口"}
+
+
 def year_to_date(monthly: dict[str, pd.DataFrame], months: list[str]) -> YearToDate:
     """Sum births and deaths over the months of the year; 年初人口 from the first month held.
 
-    `monthly` maps each month of the year to that month's unit totals (accepted only).
+    `monthly` maps each month of the year to that month's unit totals (accepted only); a
+    blank figure counts as 0. Whole columns at a time: a city's year is 10^5 unit-months.
     """
     units = sorted({u for frame in monthly.values() for u in frame.index})
-    rows, missing, start_from = {}, {}, {}
-    for unit in units:
-        held = [m for m in months if m in monthly and unit in monthly[m].index]
-        missing[unit] = [m for m in months if m not in held]
-        sums = {c: sum(_get(monthly[m], unit, n) for m in held)
-                for c, n in (("本年累计出生", "出生"), ("本年累计死亡", "死亡"), ("本年累计政策内出生", "政策内出生"))}
-        start_from[unit] = held[0] if held else ""
-        sums["年初人口"] = _get(monthly[held[0]], unit, "期初人口") if held else np.nan
-        rows[unit] = sums
-    sums = pd.DataFrame.from_dict(rows, orient="index", columns=YTD_COLUMNS)
+    held_months = [m for m in months if m in monthly]
+    sources = list(YTD_SOURCES.values())
+    stacked = pd.concat([monthly[m].reindex(columns=sources).astype(float).fillna(0.0) for m in held_months]
+                        + [pd.DataFrame(columns=sources, dtype=float)],
+                        keys=[*held_months, ""], names=["month", "unit"])  # a unit's first row: its first month held
+    by_unit = stacked.groupby(level="unit", sort=True)
+    sums = by_unit[sources[:3]].sum().set_axis(list(YTD_SOURCES)[:3], axis=1).reindex(units, fill_value=0.0)
+    sums["年初人口"] = by_unit[sources[3]].first()  # (NaN for a unit held in no month asked)
+    sums = sums[YTD_COLUMNS].rename_axis(None)
+    held: dict[str, list[str]] = {}
+    for month in held_months:
+        for unit in monthly[month].index:
+            held.setdefault(unit, []).append(month)
+    missing = {unit: [m for m in months if m not in held.get(unit, [])] for unit in units}
+    start_from = {unit: held[unit][0] if unit in held else "" for unit in units}
     return YearToDate(sums, months, missing, start_from)
-
-
-def _get(frame: pd.DataFrame, unit: str, column: str) -> float:
-    value = frame.at[unit, column] if column in frame.columns else np.nan
-    return 0.0 if pd.isna(value) else float(value)
 
 
 def street_table(month: pd.DataFrame, ytd: YearToDate, unit_codes: list[str]) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import RUN_DAY, clean_return, drop, next_month
 from pipeline.check import EARLIER_COLUMNS, REGISTERS
+from pipeline.merge import YTD_COLUMNS
 from pipeline.reconcile import Figures
 from pipeline.run import run
 from pipeline.store import filing, recheck
@@ -378,3 +379,43 @@ def test_figures_summed_by_sqlite_are_what_pandas_summed_from_every_group(tmp_pa
         by_pandas = unit_totals(history.figures_of(ids), units, names + ["无此项"])
         pd.testing.assert_frame_equal(by_sqlite, by_pandas, check_dtype=False, obj=f"trial {trial}")
         history.close()
+
+
+def year_to_date_unit_by_unit(monthly: dict[str, pd.DataFrame], months: list[str]):
+    """year_to_date as it was: a unit and a cell at a time (the reference)."""
+    def get(frame, unit, column):
+        value = frame.at[unit, column] if column in frame.columns else float("nan")
+        return 0.0 if pd.isna(value) else float(value)
+
+    units = sorted({u for frame in monthly.values() for u in frame.index})
+    rows, missing, start_from = {}, {}, {}
+    for unit in units:
+        held = [m for m in months if m in monthly and unit in monthly[m].index]
+        missing[unit] = [m for m in months if m not in held]
+        sums = {c: sum(get(monthly[m], unit, n) for m in held)
+                for c, n in (("本年累计出生", "出生"), ("本年累计死亡", "死亡"), ("本年累计政策内出生", "政策内出生"))}
+        start_from[unit] = held[0] if held else ""
+        sums["年初人口"] = get(monthly[held[0]], unit, "期初人口") if held else float("nan")
+        rows[unit] = sums
+    return pd.DataFrame.from_dict(rows, orient="index", columns=YTD_COLUMNS), missing, start_from
+
+
+def test_year_to_date_by_whole_columns_is_what_it_was_unit_by_unit():
+    from pipeline.merge import year_to_date
+
+    rng = random.Random(5)
+    months = [f"2026-{m:02d}" for m in range(1, 13)]
+    for trial in range(60):
+        monthly = {}
+        for month in rng.sample(months, rng.randint(0, 12)):
+            columns = [c for c in ("出生", "死亡", "政策内出生", "期初人口", "期末人口") if rng.random() < 0.9]
+            units = rng.sample([f"U{n:02d}" for n in range(12)], rng.randint(1, 12))
+            monthly[month] = pd.DataFrame([[rng.choice([float("nan"), rng.randint(0, 2000)]) for _ in columns]
+                                           for _ in units], index=pd.Index(units, name="unit"),
+                                          columns=columns, dtype=float)
+        asked = months[:rng.randint(1, 12)]
+        ytd = year_to_date(monthly, asked)
+        sums, missing, start_from = year_to_date_unit_by_unit(monthly, asked)
+        pd.testing.assert_frame_equal(ytd.sums, sums, check_index_type=False, check_dtype=False,  # (0 was int)
+                                      obj=f"trial {trial}")
+        assert ytd.missing == missing and ytd.year_start_from == start_from and ytd.months == asked
