@@ -217,6 +217,31 @@ def status_command(period: str | None, config: Path | None, workdir: Path) -> No
                    f"{line.received or '':19} 错误 {line.errors} 警告 {line.warnings}")
 
 
+@main.command("restore")
+@click.argument("backup", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="工作目录:归档、隔离区和历史库所在")
+@click.option("--lock-timeout", type=float, default=LOCK_TIMEOUT_SECONDS, show_default=True,
+              help="另一个任务正在运行时最多等多少秒")
+def restore_command(backup: Path, config: Path | None, workdir: Path, lock_timeout: float) -> None:
+    """用 backups/ 里的一份备份替换历史库(原来的改名保留);备份之后收到的文件放回收件箱,下次运行时重新处理。"""
+    from pipeline.run import restore
+
+    registry = _registry(workdir, config)
+    workspace = Workspace.at(workdir, registry.settings)
+    try:
+        restored = restore(workspace, backup, lock_timeout=lock_timeout)
+    except RunLocked as exc:
+        raise CannotRun(str(exc)) from exc
+    click.echo(f"已用备份 {backup} 恢复历史库 {workspace.history}。")
+    for path in restored.set_aside:
+        click.echo(f"原来的历史库文件已改名保留:{path}")
+    click.echo(f"备份之后收到的文件 {len(restored.returned)} 个已放回收件箱,下次运行 pipeline run 时重新处理:")
+    for path in restored.returned:
+        click.echo(f"  {path.name}")
+
+
 @main.command("history")
 @click.option("--unit", "unit_text", required=True, help="单位名称、简称或代码,如 满春村")
 @click.option("--config", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="登记文件 pipeline.toml")

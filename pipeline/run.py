@@ -30,7 +30,7 @@ from pipeline.store.filing import (Outcome, earlier_persons, file_checked, file_
                                    finish_interrupted, settle_outcomes)
 from pipeline.store.recheck import reconcile_pending
 from pipeline.runlog import summarise, write_run_log
-from pipeline.store.backup import back_up_history
+from pipeline.store.backup import Restored, back_up_history, restore_history
 from pipeline.store.history import History
 from pipeline.workspace import Workspace, ready_files
 from pipeline.write.safe import clean_stale_temporaries
@@ -104,15 +104,32 @@ def run(workspace: Workspace, registry: Registry, *, period: str | None = None,
     """
     now = now or dt.datetime.now()
     workspace.create()
-    try:
-        with FileLock(workspace.lock, timeout=lock_timeout), fewer_collections():
-            pause(PAUSE_IN_LOCK)
-            result = _run_locked(workspace, registry, period, now, progress or _silent,
-                                 PerFile(workers, executor))
-    except Timeout as exc:
-        raise RunLocked(f"另一个汇总任务正在运行(锁文件 {workspace.lock}),请稍后再试。") from exc
+    with holding_lock(workspace, lock_timeout), fewer_collections():
+        pause(PAUSE_IN_LOCK)
+        result = _run_locked(workspace, registry, period, now, progress or _silent, PerFile(workers, executor))
     write_run_log(workspace, result)
     return result
+
+
+def restore(workspace: Workspace, backup: Path, *, now: dt.datetime | None = None,
+            lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> Restored:
+    """Put a backup of the history in place (`pipeline restore`), under the run lock: no run meanwhile."""
+    with holding_lock(workspace, lock_timeout):
+        return restore_history(workspace, backup, now or dt.datetime.now())
+
+
+@contextmanager
+def holding_lock(workspace: Workspace, timeout: float) -> Iterator[None]:
+    """The working folder's lock (the operating system's: a killed holder releases it); RunLocked after `timeout`."""
+    try:
+        lock = FileLock(workspace.lock, timeout=timeout)
+        lock.acquire()
+    except Timeout as exc:
+        raise RunLocked(f"另一个汇总任务正在运行(锁文件 {workspace.lock}),请稍后再试。") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager

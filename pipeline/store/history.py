@@ -498,7 +498,7 @@ def _cannot_open(path: Path, exc: sqlite3.Error) -> str:
     if isinstance(exc, sqlite3.OperationalError):  # no room, no permission, no such folder, an I/O error
         return f"历史库 {path} 无法使用({text})。请检查磁盘空间和文件权限后重新运行"
     return (f"历史库 {path} 打不开({text}):文件可能已损坏,或不是本程序的历史库。"
-            "请从备份恢复它;或把它移走后重新运行,将从空的历史开始(以前各月的记录不在新库里)")
+            "请用 pipeline restore 从 backups/ 里的备份恢复;或把它移走后重新运行,将从空的历史开始(以前各月的记录不在新库里)")
 
 
 def _statements(script: str) -> list[str]:
