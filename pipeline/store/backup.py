@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.store.history import SCHEMA_VERSION, History, HistoryUnavailable
-from pipeline.store.ledger import free_path
+from pipeline.store.ledger import DUPLICATES_FOLDER, REASON_SUFFIX, free_path
 from pipeline.workspace import Workspace
 
 PREFIX = "history-"
@@ -68,7 +68,6 @@ class Restored:
 # What the ledger puts before a file's own name: archive "<received>_<hash12>_", duplicate
 # "重复_<hash12>_", quarantine "<hash12>_".
 _LEDGER_PREFIX = re.compile(r"^(?:\d{8}-\d{6}_|重复_)?[0-9a-f]{12}_")
-_REASON_NOTE = ".原因.txt"
 
 
 def restore_history(ws: Workspace, backup: Path, now: dt.datetime) -> Restored:
@@ -107,9 +106,10 @@ def restore_history(ws: Workspace, backup: Path, now: dt.datetime) -> Restored:
 
 
 def filed_entries(ws: Workspace) -> list[Path]:
-    """Every file or folder return the ledger holds: archive/<period>/<unit>/*, archive/重复文件/*, quarantine/<month>/*."""
-    archived = [e for e in ws.archive.glob("*/*/*")] + [e for e in ws.archive.glob("重复文件/*")]
-    quarantined = [e for e in ws.quarantine.glob("*/*") if not e.name.endswith(_REASON_NOTE)]
+    """Every file or folder the ledger holds: archive/<period>/<unit>/*, archive/重复文件/*, quarantine/<month>/*."""
+    archived = [e for e in ws.archive.glob("*/*/*") if e.parent.parent.name != DUPLICATES_FOLDER]
+    archived += ws.archive.glob(f"{DUPLICATES_FOLDER}/*")
+    quarantined = [e for e in ws.quarantine.glob("*/*") if not e.name.endswith(REASON_SUFFIX)]
     return sorted(e for e in archived + quarantined if not e.name.startswith("."))
 
 

@@ -19,7 +19,8 @@ from pipeline.check import EARLIER_COLUMNS, CheckedReturn, EarlierPersons
 from pipeline.findings import Finding
 from pipeline.intake.returns import ReturnFile, file_sha256
 from pipeline.store.history import History, StoredReturn
-from pipeline.store.ledger import archive_path, free_path, move_into, quarantine_path, safe_name, write_reason
+from pipeline.store.ledger import (DUPLICATES_FOLDER, archive_path, free_path, move_into, quarantine_path, safe_name,
+                                   write_reason)
 from pipeline.workspace import Workspace
 
 # Returns recorded per transaction. Each commit syncs the disk, and a return's persons
@@ -84,7 +85,7 @@ def file_quarantined(history: History, ws: Workspace, run_id: int, f: ReturnFile
 def file_repeat(history: History, ws: Workspace, run_id: int, f: ReturnFile) -> Outcome:
     """The same content again: kept beside the first copy, recorded, not processed twice."""
     first = history.returns(sha256=f.sha256)
-    folder = Path(first[0].archived_as).parent if first else ws.archive / "重复文件"
+    folder = Path(first[0].archived_as).parent if first else ws.archive / DUPLICATES_FOLDER
     target = free_path(folder / f"重复_{f.sha256[:12]}_{safe_name(f.name)}")
     reason = f"与已处理的文件“{first[0].file_name}”内容相同" if first else "本次收到两份内容相同的文件"
     stored = _stored(f, target, "duplicate", reason)

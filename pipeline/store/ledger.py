@@ -16,6 +16,9 @@ from pathlib import Path
 from pipeline.faults import durable_write
 from pipeline.registry import Unit
 
+DUPLICATES_FOLDER = "重复文件"  # in the archive: a repeat whose first copy the history does not know
+REASON_SUFFIX = ".原因.txt"  # beside a quarantined file: why
+
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
@@ -85,7 +88,7 @@ def _move_folder(source: Path, target: Path) -> None:
 
 def write_reason(target: Path, reason: str, original_name: str, sha256: str) -> Path:
     """A plain-text note beside a quarantined file that a clerk can read."""
-    note = target.with_name(target.name + ".原因.txt")
+    note = target.with_name(target.name + REASON_SUFFIX)
     note.parent.mkdir(parents=True, exist_ok=True)
     durable_write()
     note.write_text(
