@@ -47,9 +47,11 @@ def year_to_date(monthly: dict[str, pd.DataFrame], months: list[str]) -> YearToD
     units = sorted({u for frame in monthly.values() for u in frame.index})
     held_months = [m for m in months if m in monthly]
     sources = list(YTD_SOURCES.values())
+    # The year's months in order, so a unit's first row is its first month held; the empty
+    # frame at the end lets concat run when no month is held.
     stacked = pd.concat([monthly[m].reindex(columns=sources).astype(float).fillna(0.0) for m in held_months]
                         + [pd.DataFrame(columns=sources, dtype=float)],
-                        keys=[*held_months, ""], names=["month", "unit"])  # a unit's first row: its first month held
+                        keys=[*held_months, ""], names=["month", "unit"])
     by_unit = stacked.groupby(level="unit", sort=True)
     sums = by_unit[sources[:3]].sum().set_axis(list(YTD_SOURCES)[:3], axis=1).reindex(units, fill_value=0.0)
     sums["年初人口"] = by_unit[sources[3]].first()  # (NaN for a unit held in no month asked)
