@@ -29,6 +29,14 @@ def registry_file(tmp_path: Path) -> Path:
     return path
 
 
+def working_folder_with_a_return(tmp_path: Path, street, monkeypatch) -> None:
+    """tmp_path as the working folder (the current one): a registry, and 甲村's clean return in the inbox."""
+    registry_file(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
+    monkeypatch.chdir(tmp_path)
+
+
 def test_every_command_has_help_and_a_readme_mention():
     readme = README.read_text(encoding="utf-8")
     for name, command in main.commands.items():
@@ -54,10 +62,7 @@ def test_validate_clean_file_exits_0(tmp_path, street):
 
 
 def test_run_and_status(tmp_path, street, monkeypatch):
-    registry_file(tmp_path)
-    (tmp_path / "inbox").mkdir()
-    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
-    monkeypatch.chdir(tmp_path)
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == 0, result.output
     assert "已接收" in result.output
@@ -82,10 +87,7 @@ def test_bad_period_option_is_refused(value):
 
 
 def test_run_profile_prints_each_stage_and_the_run_log_keeps_them(tmp_path, street, monkeypatch):
-    registry_file(tmp_path)
-    (tmp_path / "inbox").mkdir()
-    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
-    monkeypatch.chdir(tmp_path)
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
     monkeypatch.setenv("PIPELINE_XLSX_READER", "calamine")  # recorded: the variable the command sets is undone
     result = CliRunner().invoke(main, ["run", "--profile", "--workers", "1"])
     assert result.exit_code == 0, result.output
@@ -117,9 +119,7 @@ def test_openpyxl_as_xlsx_reader_gives_the_same_outcome(tmp_path, street, monkey
 def test_a_history_that_cannot_be_opened_stops_the_run_with_what_to_do(tmp_path, street, monkeypatch, store, says):
     import sqlite3
 
-    registry_file(tmp_path)
-    (tmp_path / "inbox").mkdir()
-    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
     history = tmp_path / "history.sqlite"
     if store == "newer":
         db = sqlite3.connect(history)
@@ -128,7 +128,6 @@ def test_a_history_that_cannot_be_opened_stops_the_run_with_what_to_do(tmp_path,
     else:
         history.write_bytes(store)
     before = history.read_bytes()
-    monkeypatch.chdir(tmp_path)
     for command in (["run"], ["status", "--period", "2026-10"], ["history", "--unit", "甲村"]):
         result = CliRunner().invoke(main, command)
         assert result.exit_code == 2, result.output
@@ -145,10 +144,7 @@ def test_a_disk_that_fills_while_filing_exits_2_and_keeps_the_inbox(tmp_path, st
     def full(*args, **kwargs):
         raise sqlite3.OperationalError("database or disk is full")
 
-    registry_file(tmp_path)
-    (tmp_path / "inbox").mkdir()
-    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
-    monkeypatch.chdir(tmp_path)
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
     monkeypatch.setattr(History, "add_persons", full)
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == 2 and "磁盘可能已满" in result.output, result.output
@@ -164,10 +160,7 @@ def test_a_fault_of_the_program_exits_2_not_1_and_the_next_run_writes_the_output
     def broken(*args, **kwargs):
         raise ValueError("a bug in the summary")
 
-    registry_file(tmp_path)
-    (tmp_path / "inbox").mkdir()
-    drop(tmp_path / "inbox", "甲村.xlsx", clean_return(street))
-    monkeypatch.chdir(tmp_path)
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
     monkeypatch.setattr(pipeline.outputs, "write_summary", broken)
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == 2, result.output  # 1 would tell the scheduler "some returns rejected"
