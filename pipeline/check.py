@@ -7,8 +7,6 @@ written.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from json.encoder import encode_basestring as _json_text  # what json.dumps(…, ensure_ascii=False) uses
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -137,25 +135,12 @@ def _layouts(file: ReturnFile, group_rows: dict[str, int]) -> list[Layout]:
 
 
 class _Register:
-    """A stacked register's columns as plain lists (references to the cells), for writing records."""
+    """A stacked register's columns as plain lists (references to the cells), for filing."""
 
     def __init__(self, rows: pd.DataFrame):
         self.names = [c for c in rows.columns if not c.startswith("_")]
-        # (the cells, their encoded values: codes, dates and numbers repeat across returns)
-        self.columns = [(rows[c].tolist(), {}) for c in self.names]
+        self.columns = [rows[c].tolist() for c in self.names]
         self.rows, self.ids, self.groups = rows[ROW].tolist(), rows["身份证号"].tolist(), rows[GROUP].tolist()
-
-    def record_format(self, letter: str) -> str:
-        """One record as a %-format: each column's JSON value (%s), then the Excel row for _row and _cell (%d)."""
-        fields = [_literal(_json_text(name)) + ": %s" for name in self.names]
-        column = _literal(_json_text(letter))
-        return ("{" + ", ".join(fields) + ', "_row": %d, "_column": ' + column + ', "_cell": ' + column[:-1]
-                + '%d"}')  # the cell's JSON string: the letter, the row, the closing quote
-
-
-def _literal(text: str) -> str:
-    """Text as a literal part of a %-format."""
-    return text.replace("%", "%%")
 
 
 @dataclass(frozen=True)
@@ -166,30 +151,29 @@ class PersonRows:
     span: slice
     letter: str
 
-    def columns(self) -> tuple[list, list, list[str]]:
-        """id_number, grp and record of each row: the record as the JSON text the history stores.
-
-        Written column by column, it is exactly what json.dumps(record, ensure_ascii=False,
-        default=str) gives for {column: value, …, "_row", "_column", "_cell"}, at a fraction of the cost.
-        """
+    def columns(self) -> tuple[list, list, dict[str, list]]:
+        """id_number, grp and the register's columns as the history stores them: each column's values
+        (blanks None, dates as ISO texts), then where each person stood: _row, _column and _cell."""
         reg, span = self.register, self.span
         rows = [int(row) for row in reg.rows[span]]
-        values = [json_values(cells[span], made) for cells, made in reg.columns]
-        form = reg.record_format(self.letter)
-        return reg.ids[span], reg.groups[span], [form % fields for fields in zip(*values, rows, rows)]
+        columns = {name: plain_column(cells[span]) for name, cells in zip(reg.names, reg.columns)}
+        columns |= {"_row": rows, "_column": [self.letter] * len(rows), "_cell": [f"{self.letter}{r}" for r in rows]}
+        return reg.ids[span], reg.groups[span], columns
 
     def frame(self) -> pd.DataFrame:
-        """The columns as a frame."""
-        return pd.DataFrame({name: object_array(column) for name, column in zip(PERSON_COLUMNS, self.columns())},
+        """The register as the history gives it back: id_number, grp and a record (dict) per person."""
+        ids, groups, columns = self.columns()
+        records = [dict(zip(columns, values)) for values in zip(*columns.values())]
+        return pd.DataFrame({name: object_array(column) for name, column in zip(PERSON_COLUMNS, (ids, groups, records))},
                             dtype=object)
 
 
 class Registers(Mapping):
     """A return's registers (sheet key -> id_number, grp, record), each made when it is read.
 
-    The records are written at filing time from the typed rows, one return at a time: a
-    run holds the typed registers (references to cells already in memory), not every
-    person's JSON text at once.
+    What is filed is made at filing time from the typed rows, one return at a time: a run
+    holds the typed registers (references to cells already in memory), not every
+    person's stored form at once.
     """
 
     def __init__(self, rows: dict[str, PersonRows | None]):
@@ -199,10 +183,10 @@ class Registers(Mapping):
         rows = self._rows[key]
         return rows.frame() if rows is not None else _no_persons()
 
-    def columns(self, key: str) -> tuple[list, list, list[str]]:
-        """The register as lists (id_number, grp, record): what filing writes, without a frame."""
+    def columns(self, key: str) -> tuple[list, list, dict[str, list]]:
+        """The register as lists (id_number, grp, columns): what filing writes, without a frame."""
         rows = self._rows[key]
-        return rows.columns() if rows is not None else ([], [], [])
+        return rows.columns() if rows is not None else ([], [], {})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
@@ -221,29 +205,14 @@ def all_persons(validated: Validated, key: str, attr: str, files) -> dict[int, P
     return {ret: PersonRows(register, span, letters[ret]) for ret, span in row_spans(rows[RET]).items()}
 
 
-def json_values(cells: list, made: dict) -> list[str]:
-    """Each cell as json.dumps writes _plain(cell); `made` keeps the encoded non-text values."""
-    try:
-        return list(map(_json_text, cells))  # a column of texts only (names, IDs, codes): most columns
-    except TypeError:  # a blank, a number or a date among them
-        pass
-    values = []
-    for v in cells:
-        kind = type(v)
-        if kind is str:
-            values.append(_json_text(v))
-        elif v is None or (kind is float and v != v):  # blank (NaN: _plain makes it None)
-            values.append("null")
-        else:
-            key = (kind, v)  # 1, 1.0 and True are equal keys otherwise
-            try:
-                value = made.get(key)
-                if value is None:
-                    value = made[key] = json.dumps(_plain(v), ensure_ascii=False, default=str)
-            except TypeError:  # unhashable: encode it on its own
-                value = json.dumps(_plain(v), ensure_ascii=False, default=str)
-            values.append(value)
-    return values
+def plain_column(cells: list) -> list:
+    """A register column as JSON holds it: blanks (None, NaN) None, dates ISO texts; texts and numbers as they are."""
+    if set(map(type, cells)) <= _AS_THEY_ARE:  # most columns (names, IDs, codes): no cell to look at
+        return cells
+    return [_plain(v) for v in cells]
+
+
+_AS_THEY_ARE = {str, type(None), int, bool}
 
 
 def _no_persons() -> pd.DataFrame:

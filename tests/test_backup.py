@@ -24,8 +24,8 @@ def test_a_run_that_files_leaves_a_whole_copy_of_the_history(workspace, street):
         assert [(r.unit, r.period, r.status) for r in kept.returns(period=PERIOD)] == \
             [(r.unit, r.period, r.status) for r in live.returns(period=PERIOD)] == [("U01", PERIOD, "accepted")]
         assert kept.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert kept.db.execute("SELECT COUNT(*) FROM persons").fetchone()[0] == \
-            live.db.execute("SELECT COUNT(*) FROM persons").fetchone()[0] > 0
+        assert kept.db.execute("SELECT COUNT(*) FROM person_ids").fetchone()[0] == \
+            live.db.execute("SELECT COUNT(*) FROM person_ids").fetchone()[0] > 0
     last = json.loads((workspace.root / "logs" / "runs.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     assert last["history_backup"] == str(copy)
     assert "已备份历史库" in (workspace.root / "logs" / "运行日志.txt").read_text(encoding="utf-8")

@@ -24,11 +24,11 @@ from pipeline.merge import YTD_COLUMNS
 from pipeline.reconcile import Figures
 from pipeline.run import run
 from pipeline.store import filing, recheck
-from pipeline.store.history import History, StoredReturn
+from pipeline.store.history import SCHEMA_VERSION, History, StoredReturn, columns_of
 from pipeline.workspace import Workspace
 from test_operations import mixed_inbox, outputs
 
-NAN_TEXT = '{"a": NaN, "_row": 4}'  # what json.dumps writes for a NaN: SQLite cannot parse it
+NAN_RECORD = {"a": float("nan"), "_row": 4}  # a blank Python left as NaN: JSON writes and reads it as NaN
 RECORDS = [
     {"身份证号": "640104198105246987", "姓名": "王梅", "变动": "无", "_row": 3, "_cell": "C3", "_column": "C"},
     {"身份证号": "11010119941031000X", "姓名": None, "备注": "说明\n\"引号\" \\ 反斜杠", "_row": 4},
@@ -38,8 +38,8 @@ RECORDS = [
 FIELDS = ("身份证号", "姓名", "变动", "备注", "a", "b", "c", "d", "e", "f", "g", "i", "j", "_row", "absent")
 
 
-def store(tmp_path: Path, records_by_return: list[list[object]]) -> tuple[History, list[int]]:
-    """A history holding one return per list of records (dicts, or raw JSON texts), register 'roster'."""
+def store(tmp_path: Path, records_by_return: list[list[dict]]) -> tuple[History, list[int]]:
+    """A history holding one return per list of records, register 'roster'."""
     history = History(tmp_path / "history.sqlite")
     run_id = history.start_run(dt.datetime(2026, 11, 1))
     ids = []
@@ -49,18 +49,9 @@ def store(tmp_path: Path, records_by_return: list[list[object]]) -> tuple[Histor
                                                       "2026-10", "accepted", "accepted", dt.datetime(2026, 11, 1),
                                                       None, ""), run_id)
             history.add_persons(db, rid, "roster", [f"ID{n}-{i}" for i in range(len(records))],
-                                [None if i % 2 else "一组" for i in range(len(records))], records)
+                                [None if i % 2 else "一组" for i in range(len(records))], columns_of(records))
             ids.append(rid)
     return history, ids
-
-
-def persons_one_by_one(history: History, ids: list[int]) -> pd.DataFrame:
-    """persons_of as it was: one json.loads per row."""
-    rows = history.db.execute(f"SELECT return_id, id_number, grp, record FROM persons WHERE register='roster' "
-                              f"AND return_id IN ({','.join('?' * len(ids))})", ids).fetchall()
-    frame = pd.DataFrame(rows, columns=["return_id", "id_number", "grp", "record"])
-    frame["record"] = frame["record"].map(json.loads)
-    return frame
 
 
 def same_value(a: object, b: object) -> bool:
@@ -69,19 +60,29 @@ def same_value(a: object, b: object) -> bool:
     return type(a) is type(b) and a == b and (not isinstance(a, float) or math.copysign(1, a) == math.copysign(1, b))
 
 
-def test_persons_decoded_in_bulk_are_those_decoded_one_by_one(tmp_path):
-    history, ids = store(tmp_path, [RECORDS, [NAN_TEXT], []])
-    for chosen in (ids, ids[:1], ids[2:], []):
-        bulk, single = history.persons_of(chosen, "roster"), persons_one_by_one(history, chosen)
-        pd.testing.assert_frame_equal(bulk, single)
-    nan = history.persons_of([ids[1]], "roster")["record"][0]["a"]
-    assert math.isnan(nan)
+def test_a_register_reads_back_as_it_was_filed(tmp_path):
+    """Stored as columns in one compressed value: every person comes back with every value, in order."""
+    by_return = [RECORDS, [NAN_RECORD], []]
+    history, ids = store(tmp_path, by_return)
+    for chosen in (ids, ids[:1], ids[2:], [], ids[::-1]):
+        found = history.persons_of(chosen, "roster")
+        expected = [(rid, f"ID{n}-{i}", None if i % 2 else "一组", record)
+                    for n, rid in sorted(enumerate(ids), key=lambda x: x[1]) if rid in chosen
+                    for i, record in enumerate(by_return[n])]
+        assert [(rid, n, None if pd.isna(g) else g) for rid, n, g, _ in found.itertuples(index=False)] == \
+            [e[:3] for e in expected]
+        for rid, record, (*_, filed) in zip(found["return_id"], found["record"], expected):
+            names = list(columns_of(by_return[ids.index(rid)]))
+            assert list(record) == names  # the register's every column, in the order first met
+            for name in names:  # a key a record lacked reads as None
+                assert same_value(record[name], filed.get(name)), (name, filed)
+    assert math.isnan(history.persons_of([ids[1]], "roster")["record"][0]["a"])
 
 
 @pytest.mark.parametrize("fields", [FIELDS, ("_row",), ("absent",), ("身份证号", "_row")])
 def test_picked_fields_are_the_values_of_the_whole_record(tmp_path, fields):
-    history, ids = store(tmp_path, [RECORDS, RECORDS[:1], [NAN_TEXT]])
-    for chosen in (ids[:2], ids):  # SQLite picks the fields; with the NaN record Python decodes it all
+    history, ids = store(tmp_path, [RECORDS, RECORDS[:1], [NAN_RECORD]])
+    for chosen in (ids[:2], ids):
         whole = history.persons_of(chosen, "roster")
         picked = history.persons_of(chosen, "roster", fields)
         pd.testing.assert_frame_equal(picked.drop(columns="record"), whole.drop(columns="record"))
@@ -120,7 +121,8 @@ def history_contents(ws: Workspace) -> dict:
         "returns": [tuple(str(v).replace(root, "") for v in row) for row in db.execute(
             "SELECT sha256, file_name, archived_as, unit, period, verdict, status, filled_on FROM returns ORDER BY id")],
         "figures": db.execute("SELECT * FROM figures ORDER BY return_id, grp, name").fetchall(),
-        "persons": db.execute("SELECT * FROM persons ORDER BY rowid").fetchall(),
+        "registers": db.execute("SELECT * FROM registers ORDER BY return_id, register").fetchall(),
+        "person_ids": db.execute("SELECT * FROM person_ids ORDER BY return_id, register, position").fetchall(),
         "findings": db.execute("SELECT return_id, stage, finding FROM findings ORDER BY return_id, rowid").fetchall(),
         "layouts": db.execute("SELECT * FROM layouts ORDER BY return_id, sheet_key").fetchall(),
         "pending": db.execute("SELECT * FROM pending ORDER BY rowid").fetchall(),
@@ -230,7 +232,7 @@ def test_earlier_persons_are_those_whole_records_gave(workspace, street):
                     some = every[::7]  # asked for a few IDs: only the persons holding them
                     assert_same_rows(lookup(key, some), plain[key][plain[key]["id_number"].isin(some)])
         files = [SimpleNamespace(period="2026-10", unit=SimpleNamespace(code="U01"))]
-        everyone = h.db.execute("SELECT DISTINCT id_number FROM persons WHERE register='roster'").fetchall()
+        everyone = h.db.execute("SELECT DISTINCT id_number FROM person_ids WHERE register='roster'").fetchall()
         roster = filing.earlier_persons(h, files, run_id)("roster", [n for (n,) in everyone])
         assert set(roster["unit"]) == {"U01", "U02", "U03"} and roster["this_run"].all()  # U03's is rejected
         assert set(filing.earlier_persons(h, files, None)("roster", [n for (n,) in everyone])["unit"]) == {"U02"}
@@ -264,8 +266,8 @@ def test_reconciling_units_together_equals_one_at_a_time(tmp_path, street, monke
     assert findings.count("opening-mismatch") == 1 and findings.count("reconcile-baseline") == 3
 
 
-def test_person_records_are_exactly_what_json_dumps_writes(tmp_path, street):
-    """The records are written column by column for speed; each must be json.dumps of the typed row."""
+def test_a_filed_register_reads_back_as_the_typed_rows(tmp_path, street):
+    """Registers are filed as columns for speed; each person must read back as its typed row."""
     from pipeline.check import _plain, check_returns, no_earlier_persons, return_keys
     from pipeline.forms import load_form
     from pipeline.intake.returns import take_in_all
@@ -279,16 +281,23 @@ def test_person_records_are_exactly_what_json_dumps_writes(tmp_path, street):
     [ret] = take_in_all([(drop(tmp_path, "甲村.xlsx", data), None)], street, load_form())
     [checked], _ = check_returns([ret], street, load_form(), RUN_DAY.date(), no_earlier_persons())
     validated = validate_returns({0: ret.tables}, return_keys([ret]), load_form(), RUN_DAY.date())
+    history, [rid] = store(tmp_path, [[]])
     for key, typed in (("roster", validated.women), ("floating", validated.floating)):
         letter = ret.tables[key].letters["身份证号"]
         rows = typed[typed["身份证号"].notna()]
-        expected = [json.dumps({**{c: _plain(v) for c, v in row.items() if not c.startswith("_")},
-                                "_row": int(row["_row"]), "_column": letter, "_cell": f"{letter}{int(row['_row'])}"},
-                               ensure_ascii=False, default=str)
+        expected = [{**{c: _plain(v) for c, v in row.items() if not c.startswith("_")},
+                     "_row": int(row["_row"]), "_column": letter, "_cell": f"{letter}{int(row['_row'])}"}
                     for _, row in rows.iterrows()]
-        records = checked.persons[key]["record"].tolist()
-        assert records == expected and len(records) == len(data.roster if key == "roster" else data.floating)
-    assert '王\\"%s\\\\n小%d红 😀' in checked.persons["roster"]["record"][0]
+        with history.transaction() as db:
+            history.add_persons(db, rid, key, *checked.persons.columns(key))
+        filed = history.persons_of([rid], key)
+        for records in (checked.persons[key]["record"].tolist(), filed["record"].tolist()):
+            assert len(records) == len(expected) == len(data.roster if key == "roster" else data.floating)
+            for record, row in zip(records, expected):
+                assert list(record) == list(row)
+                assert all(same_value(record[c], row[c]) for c in row), (record, row)
+        assert filed["id_number"].tolist() == rows["身份证号"].tolist()
+    assert history.persons_of([rid], "roster")["record"][0]["姓名"] == '王"%s\\n小%d红 😀'
 
 
 def test_restanding_a_unit_reads_only_that_units_returns(tmp_path):
@@ -325,33 +334,67 @@ def test_the_street_id_lookup_passes_over_other_months_in_the_index(tmp_path):
                                                           "accepted", "accepted", dt.datetime(2026, 11, 1), None, ""),
                                          run_id)
                 history.add_persons(db, rid, "roster", [f"{unit}-{i}" for i in range(5)], [None] * 5,
-                                    [{"_row": i + 4, "_cell": f"C{i + 4}", "_column": "C"} for i in range(5)])
+                                    {"_row": [i + 4 for i in range(5)], "_cell": [f"C{i + 4}" for i in range(5)],
+                                     "_column": ["C"] * 5})
                 by_month.setdefault(month, []).append(rid)
     statements: list[str] = []
     history.db.set_trace_callback(statements.append)
     found = history.persons_of(by_month["2026-12"], "roster", ("_cell",), id_numbers=["U01-1", "U02-3", "U03-0"])
     history.db.set_trace_callback(None)
     assert sorted(zip(found["return_id"], found["id_number"])) == sorted(zip(by_month["2026-12"], ["U01-1", "U02-3"]))
-    [lookup] = [s for s in statements if "asked_ids CROSS JOIN persons" in s]
+    assert sorted(found["record"].map(lambda r: r["_cell"])) == ["C5", "C7"]
+    [lookup] = [s for s in statements if "asked_ids CROSS JOIN person_ids" in s]
     plan = " ".join(str(row[-1]) for row in history.db.execute("EXPLAIN QUERY PLAN " + lookup))
-    assert "persons_by_id_return (id_number=?)" in plan, plan  # return and register read from the index entry
+    assert "PRIMARY KEY (id_number=?)" in plan, plan  # return and register read from the key
     assert "return_id=?" not in plan, plan  # not one probe per asked return
 
 
-def test_a_store_of_version_three_gets_the_new_person_index(tmp_path):
-    from pipeline.store.history import MIGRATIONS, SCHEMA_VERSION
+def test_a_store_of_version_four_moves_its_persons_into_registers_and_shrinks(tmp_path):
+    """Persons filed one JSON row each (versions 1–4) read back the same from registers, and the file is smaller."""
+    from pipeline.store.history import MIGRATIONS
 
     path = tmp_path / "history.sqlite"
     db = sqlite3.connect(path)
-    for version, script in enumerate(MIGRATIONS[:3], start=1):
+    for version, script in enumerate(MIGRATIONS[:4], start=1):
         db.executescript(script)
         db.execute(f"PRAGMA user_version = {version}")
+    db.execute("INSERT INTO runs(started_at) VALUES ('2026-11-01T00:00:00')")
+    rng = random.Random(3)
+    filed: dict[tuple[int, str], list[tuple[str, str | None, dict]]] = {}
+    for rid in (1, 2, 3):
+        db.execute("INSERT INTO returns(id, sha256, file_name, archived_as, unit, period, verdict, status, received_at)"
+                   f" VALUES ({rid}, 's{rid}', 'f.xlsx', 'a/f.xlsx', 'U0{rid}', '2026-10', 'accepted', 'accepted',"
+                   " '2026-11-01T09:00:00')")
+        for register in ("roster", "floating"):
+            for i in range(rng.randint(0, 300)):
+                record = {"姓名": rng.choice(["王梅", "李红", None]), "现有子女数": rng.choice([0.0, 1.0, float("nan")]),
+                          "措施日期": "2022-10-11", "_row": i + 3, "_column": "C", "_cell": f"C{i + 3}"}
+                if i == 5:
+                    record["备注"] = "只有这一行有的列"
+                person = (f"{rid}{register}{i:04d}", rng.choice(["一组", None]), record)
+                filed.setdefault((rid, register), []).append(person)
+    rows = [(rid, register, n, g, json.dumps(r, ensure_ascii=False))  # NaN written as NaN, as json.dumps did
+            for (rid, register), persons in filed.items() for n, g, r in persons]
+    rows = rng.sample(rows, len(rows))  # the order filed (rowid) is not the order of return, register, ID
+    db.executemany("INSERT INTO persons VALUES (?,?,?,?,?)", rows)
+    place = {row[2]: i for i, row in enumerate(rows)}
     db.commit()
     db.close()
+    before = path.stat().st_size
     with History(path) as h:
-        indexes = {name for (name,) in h.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert h.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert "persons_by_id_return" in indexes and "persons_by_id" not in indexes
+        tables = {name for (name,) in h.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION and "persons" not in tables
+        for (rid, register), persons in filed.items():
+            found = h.persons_of([rid], register)
+            order = sorted(persons, key=lambda p: place[p[0]])
+            assert found["id_number"].tolist() == [n for n, _, _ in order]  # in the order they were filed
+            assert [None if pd.isna(g) else g for g in found["grp"]] == [g for _, g, _ in order]
+            for record, (_, _, row) in zip(found["record"], order):
+                assert all(same_value(record[k], v) for k, v in row.items()) and record.get("备注") == row.get("备注")
+        asked = [persons[0][0] for persons in filed.values()]
+        held = h.persons_of([1, 2, 3], "roster", ("_cell",), id_numbers=asked)
+        assert sorted(held["id_number"]) == sorted(n for n in asked if "roster" in n)
+    assert path.stat().st_size < before / 2  # the rows' pages given back to the disk
 
 
 def test_figures_summed_by_sqlite_are_what_pandas_summed_from_every_group(tmp_path):

@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gc
+import itertools
 import json
+import operator
 import sqlite3
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +26,8 @@ from pipeline.faults import durable_write
 from pipeline.findings import Finding, Severity
 
 # Each entry upgrades the store from version i to i + 1. Append; never edit a released one.
-MIGRATIONS: list[str] = [
+# An entry is SQL, or a function for what SQL alone cannot do (it runs in the same transaction).
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
@@ -100,11 +104,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX persons_by_id_return ON persons(id_number, return_id, register);
     DROP INDEX persons_by_id;
     """,
+    # 5: a register is stored as one compressed value per return (see registers_as_columns).
+    lambda db: registers_as_columns(db),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Filing writes returns in transactions of a batch each (store/filing.py), and every person
-# goes into the random-keyed index persons_by_id_return, so each commit dirties many scattered
-# index pages. A larger page cache keeps the index's upper levels and recent
+# goes into person_ids, keyed by ID number (random), so each commit dirties many scattered
+# pages. A larger page cache keeps the index's upper levels and recent
 # leaves in memory, and a longer WAL (checkpointed every ~80 MB rather than every 4 MB)
 # copies a page that several returns touched back into the file once, not each time.
 # Measured on 3,000 returns of ~560 persons: 54 s → 28–34 s. Durability is unchanged:
@@ -234,12 +240,13 @@ class History:
                         for g, n, v in zip(groups, names, values)))
 
     def add_persons(self, db: sqlite3.Connection, return_id: int, register: str, id_numbers: list, groups: list,
-                    records: list) -> None:
-        """One return's register as three columns: id_number, grp, record (a dict or its JSON text)."""
-        db.executemany("INSERT INTO persons VALUES (?,?,?,?,?)",
-                       ((return_id, register, n, g, r if isinstance(r, str) else json.dumps(r, ensure_ascii=False,
-                                                                                         default=str))
-                        for n, g, r in zip(id_numbers, groups, records)))
+                    columns: dict[str, list]) -> None:
+        """One return's register: each person's ID number and group, and its columns (name → a value per person).
+
+        Stored as one compressed value (a register reads whole or not at all) and one index
+        row per person (ID number → return and place), for the street ID rule.
+        """
+        _insert_register(db, return_id, register, id_numbers, groups, columns)
 
     def add_findings(self, db: sqlite3.Connection, return_id: int, findings: list[Finding],
                      stage: str = "form") -> None:
@@ -366,15 +373,18 @@ class History:
     @_bulk_read
     def persons_of(self, return_ids: list[int], register: str, fields: tuple[str, ...] | None = None,
                    id_numbers: Iterable[str] | None = None) -> pd.DataFrame:
-        """(return_id, id_number, grp, record) of the given returns' register; with `fields`, each record
-        holds only those (see person_fields); with `id_numbers`, only the persons holding one of them."""
-        if fields is None:
-            rows = self._persons(return_ids, register, "return_id, id_number, grp, record", id_numbers=id_numbers)
-            records = _decode([row[3] for row in rows])
-        else:
-            rows, values = self._picked(return_ids, register, fields, "return_id, id_number, grp", id_numbers)
-            records = [dict(zip(fields, row)) for row in values]
-        frame = pd.DataFrame([row[:3] for row in rows], columns=["return_id", "id_number", "grp"])
+        """(return_id, id_number, grp, record) of the given returns' register, in row order; with `fields`,
+        each record holds only those (None where absent); with `id_numbers`, only the persons holding one."""
+        rows, records = [], []
+        picks = None if id_numbers is None else self._positions_holding(return_ids, register, id_numbers)
+        for rid, stored in self._registers(return_ids if picks is None else list(picks), register):
+            names = stored["names"] if fields is None else list(fields)
+            columns = [_column(stored, name) for name in names]
+            ids, groups = stored["ids"], stored["groups"]
+            places = range(len(ids)) if picks is None else picks[rid]
+            rows += [(rid, ids[i], groups[i]) for i in places]
+            records += [dict(zip(names, [column[i] for column in columns])) for i in places]
+        frame = pd.DataFrame(rows, columns=["return_id", "id_number", "grp"])
         frame["record"] = pd.Series(records, index=frame.index, dtype=object)
         return frame
 
@@ -382,53 +392,28 @@ class History:
     def person_fields(self, return_ids: list[int], register: str,
                       fields: tuple[str, ...]) -> dict[int, dict[str, list]]:
         """Each given return's register as columns: field → the value of each row, in row order (None if absent)."""
-        rows, values = self._picked(return_ids, register, fields, "return_id")
-        by_return: dict[int, list[list]] = {i: [] for i in return_ids}
-        for (rid, *_), row in zip(rows, values):
-            by_return[rid].append(row)
-        return {rid: {name: list(column) for name, column in zip(fields, zip(*found))} if found
-                else {name: [] for name in fields} for rid, found in by_return.items()}
+        found = {rid: {name: _column(stored, name) for name in fields}
+                 for rid, stored in self._registers(return_ids, register)}
+        return {rid: found.get(rid) or {name: [] for name in fields} for rid in return_ids}
 
-    def _picked(self, return_ids: list[int], register: str, fields: tuple[str, ...],
-                columns: str, id_numbers: Iterable[str] | None = None) -> tuple[list[tuple], list[list]]:
-        """`columns` of each row of the given returns' register, and the values of `fields` in its record.
-
-        SQLite picks the fields out of each stored record and only those are decoded: a few
-        times cheaper than whole records. With two or more paths json_extract returns a JSON
-        array of each value's own text, so Python decodes the very values it would from the
-        whole record. A record SQLite cannot parse (Python writes NaN) is decoded whole instead.
-        """
-        paths = [f'$."{name}"' for name in fields] * (2 if len(fields) == 1 else 1)
-        try:
-            rows = self._persons(return_ids, register, f"{columns}, json_extract(record, {_marks(paths)})", paths,
-                                 id_numbers)
-            values = _decode([row[-1] for row in rows])
-        except sqlite3.OperationalError:  # malformed JSON for SQLite
-            rows = self._persons(return_ids, register, f"{columns}, record", id_numbers=id_numbers)
-            values = [[record.get(name) for name in fields] for record in _decode([row[-1] for row in rows])]
-        return rows, values
-
-    def _persons(self, return_ids: list[int], register: str, columns: str,
-                 column_args: list[str] | None = None, id_numbers: Iterable[str] | None = None) -> list[tuple]:
-        """`columns` of the given returns' register, in row order; with `id_numbers`, only rows holding one."""
-        if id_numbers is not None:
-            return self._persons_holding(return_ids, register, columns, column_args, id_numbers)
-        rows = []
+    def _registers(self, return_ids: list[int], register: str) -> Iterator[tuple[int, dict]]:
+        """(return id, its register as stored) of the given returns that have one, by return id in each chunk."""
         for chunk in _chunks(return_ids):
-            rows += self.db.execute(f"SELECT {columns} FROM persons WHERE register=? AND return_id IN ({_marks(chunk)})",
-                                    [*(column_args or []), register, *chunk]).fetchall()
-        return rows
+            rows = self.db.execute(f"SELECT return_id, persons FROM registers WHERE register=? AND return_id IN "
+                                   f"({_marks(chunk)}) ORDER BY return_id", [register, *chunk]).fetchall()
+            for rid, blob in rows:
+                yield rid, _unpacked(blob)
 
-    def _persons_holding(self, return_ids: list[int], register: str, columns: str, column_args: list[str] | None,
-                         id_numbers: Iterable[str]) -> list[tuple]:
-        """`columns` of the rows of the given returns' register that hold one of `id_numbers`.
+    def _positions_holding(self, return_ids: list[int], register: str,
+                           id_numbers: Iterable[str]) -> dict[int, list[int]]:
+        """Return id → the places in its register of the persons holding one of `id_numbers`.
 
         Both lists go into temporary tables and the lookup starts from the IDs (CROSS JOIN
-        keeps that order), through the index on (id_number, return_id, register): a batch
-        asks about ~10^5 IDs, a city's period holds ~10^7 persons, and only the few matching
-        rows are touched. The index entry answers return and register, so a person's rows
-        of other months are never read; `+return_id` keeps SQLite from probing the index
-        once per asked return for each ID instead (thousands of probes an ID).
+        keeps that order), through person_ids' key (id_number, return_id, register, position):
+        a batch asks about ~10^5 IDs, a city's period holds ~10^7 persons, and only the few
+        matching entries are touched; a person's entries of other months are passed over in
+        the key. `+return_id` keeps SQLite from probing once per asked return for each ID
+        instead (thousands of probes an ID).
         """
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS asked_ids (number TEXT PRIMARY KEY)")
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS asked_returns (id INTEGER PRIMARY KEY)")
@@ -438,10 +423,68 @@ class History:
         self.db.execute("INSERT OR IGNORE INTO asked_ids SELECT value FROM json_each(?)",
                         (json.dumps(list(id_numbers), ensure_ascii=False),))
         self.db.execute("INSERT OR IGNORE INTO asked_returns SELECT value FROM json_each(?)", (json.dumps(return_ids),))
-        return self.db.execute(
-            f"SELECT {columns} FROM asked_ids CROSS JOIN persons ON persons.id_number = asked_ids.number"
-            " WHERE register=? AND +return_id IN (SELECT id FROM asked_returns) ORDER BY persons.rowid",
-            [*(column_args or []), register]).fetchall()
+        rows = self.db.execute(
+            "SELECT p.return_id, p.position FROM asked_ids CROSS JOIN person_ids AS p ON p.id_number = asked_ids.number"
+            " WHERE p.register=? AND +p.return_id IN (SELECT id FROM asked_returns) ORDER BY p.return_id, p.position",
+            [register]).fetchall()
+        picks: dict[int, list[int]] = {}
+        for rid, place in rows:
+            picks.setdefault(rid, []).append(place)
+        return picks
+
+
+# ---- registers, one compressed value per return -------------------------------------------------
+def _insert_register(db: sqlite3.Connection, return_id: int, register: str, id_numbers: list, groups: list,
+                     columns: dict[str, list]) -> None:
+    if not id_numbers:
+        return
+    db.execute("INSERT INTO registers VALUES (?,?,?)", (return_id, register, _packed(id_numbers, groups, columns)))
+    db.executemany("INSERT INTO person_ids VALUES (?,?,?,?)",
+                   ((n, return_id, register, i) for i, n in enumerate(id_numbers)))
+
+
+def _packed(id_numbers: list, groups: list, columns: dict[str, list]) -> bytes:
+    """A register as stored: JSON of its columns, deflated (zlib level 1: ~30 bytes a person, ~1 ms a return).
+
+    Dates are written as ISO texts (default=str); NaN as JSON's NaN, which json.loads reads back.
+    """
+    data = {"ids": id_numbers, "groups": groups, "names": list(columns), "columns": list(columns.values())}
+    return zlib.compress(json.dumps(data, ensure_ascii=False, default=str).encode(), 1)
+
+
+def _unpacked(blob: bytes) -> dict:
+    return json.loads(zlib.decompress(blob))
+
+
+def _column(stored: dict, name: str) -> list:
+    """One column of a stored register; a column it does not have reads as None in every row."""
+    try:
+        return stored["columns"][stored["names"].index(name)]
+    except ValueError:
+        return [None] * len(stored["ids"])
+
+
+def columns_of(records: list[dict]) -> dict[str, list]:
+    """Records (dicts) as columns: every key any record has, in order of first appearance; None where absent."""
+    names = list(dict.fromkeys(name for record in records for name in record))
+    return {name: [record.get(name) for record in records] for name in names}
+
+
+def registers_as_columns(db: sqlite3.Connection) -> None:
+    """Migration 5: persons stored one row each as a JSON record (~540 bytes a person with its
+    indexes) become one compressed value per return and register, and an index of ID numbers
+    (~100 bytes a person). Records are moved as they are: a key a record lacked reads as None."""
+    db.execute("CREATE TABLE registers (return_id INTEGER NOT NULL REFERENCES returns(id), register TEXT NOT NULL,"
+               " persons BLOB NOT NULL, PRIMARY KEY (return_id, register))")
+    db.execute("CREATE TABLE person_ids (id_number TEXT NOT NULL, return_id INTEGER NOT NULL REFERENCES returns(id),"
+               " register TEXT NOT NULL, position INTEGER NOT NULL,"
+               " PRIMARY KEY (id_number, return_id, register, position)) WITHOUT ROWID")
+    rows = db.execute("SELECT return_id, register, id_number, grp, record FROM persons ORDER BY return_id, register, rowid")
+    for (rid, register), persons in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
+        persons = list(persons)
+        _insert_register(db, rid, register, [p[2] for p in persons], [p[3] for p in persons],
+                         columns_of(_decode([p[4] for p in persons])))
+    db.execute("DROP TABLE persons")
 
 
 def stored_version(db: sqlite3.Connection) -> int:
@@ -459,13 +502,31 @@ def migrate(db: sqlite3.Connection) -> None:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(MIGRATIONS[target - 1]):
-                db.execute(statement)
+            step = MIGRATIONS[target - 1]
+            if callable(step):
+                step(db)
+            else:
+                for statement in _statements(step):
+                    db.execute(statement)
             db.execute(f"PRAGMA user_version = {target}")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+    if version and any(callable(step) for step in MIGRATIONS[version:]):
+        _give_room_back(db)
+
+
+def _give_room_back(db: sqlite3.Connection) -> None:
+    """After data moved in an existing store, return the pages it left free to the disk (once, at the upgrade).
+
+    VACUUM needs room for a copy of what the store holds; without it the store stays as
+    large as it was and fills its free pages first.
+    """
+    try:
+        db.execute("VACUUM")
+    except sqlite3.OperationalError:
+        pass
 
 
 def _open(path: Path) -> sqlite3.Connection:
