@@ -207,12 +207,16 @@ def all_persons(validated: Validated, key: str, attr: str, files) -> dict[int, P
 
 def plain_column(cells: list) -> list:
     """A register column as JSON holds it: blanks (None, NaN) None, dates ISO texts; texts and numbers as they are."""
-    if set(map(type, cells)) <= _AS_THEY_ARE:  # most columns (names, IDs, codes): no cell to look at
+    kinds = set(map(type, cells))
+    if kinds <= _AS_THEY_ARE:  # most columns (names, IDs, codes): no cell to look at
         return cells
-    return [_plain(v) for v in cells]
+    if kinds <= _NUMBERS:
+        return [None if v != v else v for v in cells]  # (only NaN differs from itself)
+    return [v.isoformat() if type(v) is dt.date else _plain(v) for v in cells]
 
 
 _AS_THEY_ARE = {str, type(None), int, bool}
+_NUMBERS = _AS_THEY_ARE - {str} | {float}
 
 
 def _no_persons() -> pd.DataFrame:
