@@ -15,9 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import openpyxl
-import pytest
 
-from conftest import RUN_DAY, STREET, clean_return, drop
+from conftest import RUN_DAY, clean_return, drop
 from pipeline.faults import KILL_AT, PAUSE_IN_LOCK
 from pipeline.run import run
 from pipeline.store.history import History

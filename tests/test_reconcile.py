@@ -6,7 +6,6 @@ import datetime as dt
 import sqlite3
 
 import openpyxl
-import pytest
 
 from conftest import RUN_DAY, clean_return, drop, next_month, retable, woman
 from pipeline.outputs import output_names

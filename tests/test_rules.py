@@ -13,7 +13,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from conftest import PERIOD, RUN_DAY, clean_return, make_id, table_from, woman
+from conftest import RUN_DAY, clean_return, make_id, table_from
 from pipeline.run import validate_files
 from pipeline.returnbook import ReturnData, write_return
 
