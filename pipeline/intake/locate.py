@@ -73,11 +73,17 @@ class LocatedRows:
 
 
 def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
-    """0-based row whose cells name the most of the form's columns (at least two)."""
+    """0-based row whose cells name the most of the form's columns (at least two).
+
+    A header label is a text: numbers and dates are not looked at, nor ASCII texts (ID
+    numbers, phones) when every label has a character that is not (NFKC keeps ASCII ASCII).
+    """
     known = {label for col in spec.columns for label in col.labels()}
+    ascii_labels = any(label.isascii() for label in known)
     best, best_hits = None, 1
     for r, line in enumerate(sheet.grid[:HEADER_SEARCH_ROWS]):  # the cells of rows top, top + 1, …
-        hits = sum(1 for v in line if v is not None and normalise_label(v) in known)
+        hits = sum(1 for v in line if type(v) is str and (ascii_labels or not v.isascii())
+                   and normalise_label(v) in known)
         if hits > best_hits:
             best, best_hits = r + sheet.top, hits
     return best
