@@ -118,14 +118,24 @@ def parse_number(value: object) -> float | None:
 
 def parse_date(value: object) -> dt.date | None:
     """A date from an Excel date, an Excel serial, or the written forms clerks use."""
+    if type(value) is str:
+        return _written_date_of_text(value)
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _serial_date(float(value))
+    return _written_date(value)
+
+
+def _written_date(value: object) -> dt.date | None:
+    """The date a cell writes, read from its text as a clerk sees it (as_text)."""
     text = as_text(value)
     return None if text is None else _parse_date_text(text)
+
+
+_written_date_of_text = lru_cache(maxsize=65536)(_written_date)  # the check and the typing both read each date
 
 
 @lru_cache(maxsize=65536)
