@@ -446,7 +446,8 @@ def _insert_register(db: sqlite3.Connection, return_id: int, register: str, id_n
 def _packed(id_numbers: list, groups: list, columns: dict[str, list]) -> bytes:
     """A register as stored: JSON of its columns, deflated (zlib level 1: ~30 bytes a person, ~1 ms a return).
 
-    Dates are written as ISO texts (default=str); NaN as JSON's NaN, which json.loads reads back.
+    Filing hands over plain values (check.plain_column: dates as ISO texts, blanks None);
+    anything else JSON cannot write goes as its str(); a NaN as JSON's NaN, read back as one.
     """
     data = {"ids": id_numbers, "groups": groups, "names": list(columns), "columns": list(columns.values())}
     return zlib.compress(json.dumps(data, ensure_ascii=False, default=str).encode(), 1)
