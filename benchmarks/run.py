@@ -10,8 +10,8 @@ then, in the same session and each in a fresh process: the baseline (benchmarks.
 every sheet of every file to pandas with fastexcel, one process), and one pipeline run
 on a fresh working folder holding hard links to the same files (`pipeline.run.run`, as
 `pipeline run` calls it). Printed: the ratio run / baseline, the peak resident memory of
-the run's process and of its largest child (the reading processes), the time of each
-stage, and a table of cost per return.
+the run's process and of its largest child (the reading processes), the size of the
+history store it leaves, the time of each stage, and a table of cost per return.
 
 Stages come from the run's own clock (RunResult.stage_seconds, what `pipeline run
 --profile` prints); for a checkout whose run timed "merge" within "write", load_period is
@@ -78,10 +78,16 @@ def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None) -
                "errors": sum(o.errors for o in result.outcomes), "warnings": sum(o.warnings for o in result.outcomes),
                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-               "workers": kwargs.get("workers"), "reader": reader}
+               "store_mb": _store_mb(ws.history), "workers": kwargs.get("workers"), "reader": reader}
     if keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+def _store_mb(history: Path) -> float:
+    """The history store's size on disk after the run (with its write-ahead log, if one is left)."""
+    parts = [history, history.with_name(history.name + "-wal")]
+    return sum(part.stat().st_size for part in parts if part.is_file()) / 1e6
 
 
 def _wrap_stages(spent: dict[str, float]) -> None:
@@ -153,18 +159,20 @@ def report_one(m: dict) -> None:
           f"outcomes {run['statuses']}, {run['errors']} errors, {run['warnings']} warnings)")
     print(f"  baseline fastexcel read  {base['seconds']:8.2f} s   peak {base['peak_mb']:6.0f} MB")
     print(f"  pipeline run             {run['seconds']:8.2f} s   peak {run['peak_mb']:6.0f} MB"
-          f" (largest child {run['children_peak_mb']:.0f} MB)   ratio {m['ratio']:.2f}x")
+          f" (largest child {run['children_peak_mb']:.0f} MB)   ratio {m['ratio']:.2f}x"
+          f"   history {run.get('store_mb', 0):.0f} MB")
     print("  stages: " + "  ".join(f"{s} {run['stages'][s]:.2f}s" for s in STAGES))
 
 
 def report_table(results: list[dict]) -> None:
     print(f"\n{'N':>7} {'baseline s':>11} {'run s':>9} {'ratio':>6} {'ms/return':>10} {'base ms/ret':>12} "
-          f"{'peak MB':>8} {'child MB':>9}  " + " ".join(f"{s:>9}" for s in STAGES))
+          f"{'peak MB':>8} {'child MB':>9} {'store MB':>9}  " + " ".join(f"{s:>9}" for s in STAGES))
     for m in results:
         run, base, n = m["run"], m["baseline"], m["n"]
         print(f"{n:>7,} {base['seconds']:>11.2f} {run['seconds']:>9.2f} {m['ratio']:>6.2f} "
               f"{1000 * run['seconds'] / n:>10.1f} {1000 * base['seconds'] / n:>12.1f} {run['peak_mb']:>8.0f} "
-              f"{run['children_peak_mb']:>9.0f}  " + " ".join(f"{run['stages'][s]:>9.2f}" for s in STAGES))
+              f"{run['children_peak_mb']:>9.0f} {run.get('store_mb', 0):>9.0f}  "
+              + " ".join(f"{run['stages'][s]:>9.2f}" for s in STAGES))
     print(f"\n{dt.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {platform.platform()}")
 
