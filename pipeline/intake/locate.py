@@ -73,17 +73,12 @@ class LocatedRows:
 
 
 def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
-    """0-based row whose cells name the most of the form's columns (at least two).
-
-    A header label is a text: numbers and dates are not looked at, nor ASCII texts (ID
-    numbers, phones) when every label has a character that is not (NFKC keeps ASCII ASCII).
-    """
+    """0-based row whose cells name the most of the form's columns (at least two)."""
     known = {label for col in spec.columns for label in col.labels()}
     ascii_labels = any(label.isascii() for label in known)
     best, best_hits = None, 1
     for r, line in enumerate(sheet.grid[:HEADER_SEARCH_ROWS]):  # the cells of rows top, top + 1, …
-        hits = sum(1 for v in line if type(v) is str and (ascii_labels or not v.isascii())
-                   and normalise_label(v) in known)
+        hits = sum(1 for v in line if _may_be_label(v, ascii_labels) and normalise_label(v) in known)
         if hits > best_hits:
             best, best_hits = r + sheet.top, hits
     return best
@@ -168,8 +163,7 @@ def _repeats_header(values: list[Cell], labels: list[tuple[frozenset[str], bool]
     if misses_left < 0:  # fewer than two filled cells
         return False
     for value, (known, ascii_labels) in named:
-        # Header labels are short texts: numbers, dates and long texts are data, no need to normalise
-        # them; nor ASCII texts (ID numbers) under labels in Chinese (NFKC keeps ASCII ASCII).
+        # _may_be_label, inlined (every data row), and short: long texts under a header are data
         if type(value) is str and len(value) <= MAX_LABEL and (ascii_labels or not value.isascii()):
             label = normalised.get(value)
             if label is None:
@@ -180,6 +174,12 @@ def _repeats_header(values: list[Cell], labels: list[tuple[frozenset[str], bool]
         if misses_left < 0:
             return False
     return True
+
+
+def _may_be_label(value: Cell, ascii_labels: bool) -> bool:
+    """Whether a cell could hold a header label: a text, as numbers and dates are data; and not
+    an ASCII text (ID numbers, phones) when no label is ASCII (NFKC keeps ASCII ASCII)."""
+    return type(value) is str and (ascii_labels or not value.isascii())
 
 
 def _is_note(filled: list[Cell]) -> bool:
