@@ -349,11 +349,13 @@ def test_the_street_id_lookup_passes_over_other_months_in_the_index(tmp_path):
     assert "return_id=?" not in plan, plan  # not one probe per asked return
 
 
-def test_a_store_of_version_four_moves_its_persons_into_registers_and_shrinks(tmp_path):
-    """Persons filed one JSON row each (versions 1–4) read back the same from registers, and the file is smaller."""
+def store_of_version_four(path: Path) -> tuple[dict[tuple[int, str], list[tuple]], dict[str, int]]:
+    """A store as versions 1–4 wrote it: three returns, each person a JSON row, filed in shuffled order.
+
+    Returns the persons filed per (return, register), and each ID number's place in filing order.
+    """
     from pipeline.store.history import MIGRATIONS
 
-    path = tmp_path / "history.sqlite"
     db = sqlite3.connect(path)
     for version, script in enumerate(MIGRATIONS[:4], start=1):
         db.executescript(script)
@@ -377,9 +379,15 @@ def test_a_store_of_version_four_moves_its_persons_into_registers_and_shrinks(tm
             for (rid, register), persons in filed.items() for n, g, r in persons]
     rows = rng.sample(rows, len(rows))  # the order filed (rowid) is not the order of return, register, ID
     db.executemany("INSERT INTO persons VALUES (?,?,?,?,?)", rows)
-    place = {row[2]: i for i, row in enumerate(rows)}
     db.commit()
     db.close()
+    return filed, {row[2]: i for i, row in enumerate(rows)}
+
+
+def test_a_store_of_version_four_moves_its_persons_into_registers_and_shrinks(tmp_path):
+    """Persons filed one JSON row each (versions 1–4) read back the same from registers, and the file is smaller."""
+    path = tmp_path / "history.sqlite"
+    filed, place = store_of_version_four(path)
     before = path.stat().st_size
     with History(path) as h:
         tables = {name for (name,) in h.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -395,6 +403,36 @@ def test_a_store_of_version_four_moves_its_persons_into_registers_and_shrinks(tm
         held = h.persons_of([1, 2, 3], "roster", ("_cell",), id_numbers=asked)
         assert sorted(held["id_number"]) == sorted(n for n in asked if "roster" in n)
     assert path.stat().st_size < before / 2  # the rows' pages given back to the disk
+
+
+def test_an_upgrade_the_disk_cuts_short_leaves_the_store_as_it_was_and_is_taken_up_again(tmp_path, monkeypatch):
+    """Moving the persons is one transaction: a full disk halfway leaves version 4 whole, and the next open moves them."""
+    from pipeline.store import history as store
+    from pipeline.store.history import HistoryUnavailable
+
+    path = tmp_path / "history.sqlite"
+    filed, _ = store_of_version_four(path)
+    moved = []
+    insert = store._insert_register
+
+    def disk_fills(db, return_id, *args):
+        if len(moved) == 2:  # two registers in
+            raise sqlite3.OperationalError("database or disk is full")
+        moved.append(return_id)
+        insert(db, return_id, *args)
+
+    monkeypatch.setattr(store, "_insert_register", disk_fills)
+    with pytest.raises(HistoryUnavailable, match="磁盘空间"):
+        History(path)
+    db = sqlite3.connect(path)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4 and "registers" not in tables
+    assert db.execute("SELECT COUNT(*) FROM persons").fetchone()[0] == sum(map(len, filed.values()))
+    db.close()
+    monkeypatch.undo()
+    with History(path) as h:
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert h.db.execute("SELECT COUNT(*) FROM person_ids").fetchone()[0] == sum(map(len, filed.values()))
 
 
 def test_figures_summed_by_sqlite_are_what_pandas_summed_from_every_group(tmp_path):
