@@ -12,6 +12,7 @@ import functools
 import gc
 import itertools
 import json
+import logging
 import operator
 import sqlite3
 import zlib
@@ -108,6 +109,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     lambda db: registers_as_columns(db),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+log = logging.getLogger(__name__)
 # Filing writes returns in transactions of a batch each (store/filing.py), and every person
 # goes into person_ids, keyed by ID number (random), so each commit dirties many scattered
 # pages. A larger page cache keeps the index's upper levels and recent
@@ -505,6 +507,9 @@ def migrate(db: sqlite3.Connection) -> None:
         try:
             step = MIGRATIONS[target - 1]
             if callable(step):
+                if version:  # data moves in a store that holds some: minutes for a city's (said on stderr, the log)
+                    log.warning("历史库正在升级到第 %d 版(只在升级后第一次运行时做一次;库大时需要几分钟,"
+                                "每千份月报约 8 秒)。中途停止也不要紧:历史库保持原样,下次运行时重新升级", target)
                 step(db)
             else:
                 for statement in _statements(step):
