@@ -145,7 +145,7 @@ def test_a_disk_that_fills_while_filing_exits_2_and_keeps_the_inbox(tmp_path, st
         raise sqlite3.OperationalError("database or disk is full")
 
     working_folder_with_a_return(tmp_path, street, monkeypatch)
-    monkeypatch.setattr(History, "add_registers", full)
+    monkeypatch.setattr(History, "add_persons", full)
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == 2 and "磁盘可能已满" in result.output, result.output
     assert (tmp_path / "inbox" / "甲村.xlsx").is_file()

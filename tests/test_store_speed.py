@@ -48,8 +48,8 @@ def store(tmp_path: Path, records_by_return: list[list[dict]]) -> tuple[History,
             rid = history.add_return(db, StoredReturn(0, f"sha{n}", f"f{n}.xlsx", f"archive/f{n}.xlsx", "U01",
                                                       "2026-10", "accepted", "accepted", dt.datetime(2026, 11, 1),
                                                       None, ""), run_id)
-            history.add_registers(db, [(rid, "roster", [f"ID{n}-{i}" for i in range(len(records))],
-                                        [None if i % 2 else "一组" for i in range(len(records))], columns_of(records))])
+            history.add_persons(db, rid, "roster", [f"ID{n}-{i}" for i in range(len(records))],
+                                [None if i % 2 else "一组" for i in range(len(records))], columns_of(records))
             ids.append(rid)
     return history, ids
 
@@ -289,7 +289,7 @@ def test_a_filed_register_reads_back_as_the_typed_rows(tmp_path, street):
                      "_row": int(row["_row"]), "_column": letter, "_cell": f"{letter}{int(row['_row'])}"}
                     for _, row in rows.iterrows()]
         with history.transaction() as db:
-            history.add_registers(db, [(rid, key, *checked.persons.columns(key))])
+            history.add_persons(db, rid, key, *checked.persons.columns(key))
         filed = history.persons_of([rid], key)
         for records in (checked.persons[key]["record"].tolist(), filed["record"].tolist()):
             assert len(records) == len(expected) == len(data.roster if key == "roster" else data.floating)
@@ -333,9 +333,9 @@ def test_the_street_id_lookup_passes_over_other_months_in_the_index(tmp_path):
                 rid = history.add_return(db, StoredReturn(0, f"{month}{unit}", "f.xlsx", "a/f.xlsx", unit, month,
                                                           "accepted", "accepted", dt.datetime(2026, 11, 1), None, ""),
                                          run_id)
-                history.add_registers(db, [(rid, "roster", [f"{unit}-{i}" for i in range(5)], [None] * 5,
-                                            {"_row": [i + 4 for i in range(5)], "_cell": [f"C{i + 4}" for i in range(5)],
-                                             "_column": ["C"] * 5})])
+                history.add_persons(db, rid, "roster", [f"{unit}-{i}" for i in range(5)], [None] * 5,
+                                    {"_row": [i + 4 for i in range(5)], "_cell": [f"C{i + 4}" for i in range(5)],
+                                     "_column": ["C"] * 5})
                 by_month.setdefault(month, []).append(rid)
     statements: list[str] = []
     history.db.set_trace_callback(statements.append)
@@ -415,13 +415,16 @@ def test_an_upgrade_the_disk_cuts_short_leaves_the_store_as_it_was_and_is_taken_
 
     path = tmp_path / "history.sqlite"
     filed, _ = store_of_version_four(path)
-    insert = store._insert_registers
+    moved = []
+    insert = store._insert_register
 
-    def disk_fills(db, registers):
-        insert(db, registers)  # every register moved, in the transaction: then no room for what follows
-        raise sqlite3.OperationalError("database or disk is full")
+    def disk_fills(db, return_id, *args):
+        if len(moved) == 2:  # two registers in
+            raise sqlite3.OperationalError("database or disk is full")
+        moved.append(return_id)
+        insert(db, return_id, *args)
 
-    monkeypatch.setattr(store, "_insert_registers", disk_fills)
+    monkeypatch.setattr(store, "_insert_register", disk_fills)
     with pytest.raises(HistoryUnavailable, match="磁盘空间"):
         History(path)
     db = sqlite3.connect(path)

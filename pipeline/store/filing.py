@@ -116,8 +116,6 @@ def file_batch(history: History, ws: Workspace, run_id: int, batch: list[Checked
         taken.add(targets[-1])
     with history.transaction() as db:
         ids = [record_checked(history, db, run_id, c, target) for c, target in zip(batch, targets)]
-        history.add_registers(db, ((rid, key, *c.persons.columns(key)) for c, rid in zip(batch, ids)
-                                   for key in c.persons))  # made one at a time, the batch's at once
         for period in sorted({c.file.period for c in batch}):
             restand_units(history, db, period, {c.file.unit.code for c in batch if c.file.period == period})
     for c, target in zip(batch, targets):
@@ -127,11 +125,12 @@ def file_batch(history: History, ws: Workspace, run_id: int, batch: list[Checked
 
 
 def record_checked(history: History, db, run_id: int, c: CheckedReturn, target: Path) -> int:
-    """One checked return's history rows but its registers (its unit's months from this one on wait for
-    reconciliation)."""
+    """One checked return's history rows (its unit's months from this one on wait for reconciliation)."""
     f = c.file
     rid = history.add_return(db, _stored(f, target, c.verdict, ""), run_id)
     history.add_figures(db, rid, c.figures.groups, c.figures.names, c.figures.values)
+    for key in c.persons:
+        history.add_persons(db, rid, key, *c.persons.columns(key))
     history.add_findings(db, rid, c.findings)
     for layout in c.layouts:
         history.add_layout(db, rid, layout)

@@ -179,9 +179,6 @@ class Layout:
         return f"{letter}{row}" if letter and row else ""
 
 
-Register = tuple[int, str, list, list, dict[str, list]]  # return id, register, ID numbers, groups, columns
-
-
 class HistoryUnavailable(RuntimeError):
     """The history store cannot be opened: damaged, made by a newer version, or held too long."""
 
@@ -244,14 +241,14 @@ class History:
                        ((return_id, g, n, None if v is None or v != v else float(v))
                         for g, n, v in zip(groups, names, values)))
 
-    def add_registers(self, db: sqlite3.Connection, registers: Iterable[Register]) -> None:
-        """Returns' registers: (return id, register, each person's ID number, group, and the columns:
-        name → a value per person).
+    def add_persons(self, db: sqlite3.Connection, return_id: int, register: str, id_numbers: list, groups: list,
+                    columns: dict[str, list]) -> None:
+        """One return's register: each person's ID number and group, and its columns (name → a value per person).
 
-        Each is stored as one compressed value (a register reads whole or not at all), and
-        each person as an index row (ID number → return and place) for the street ID rule.
+        Stored as one compressed value (a register reads whole or not at all) and one index
+        row per person (ID number → return and place), for the street ID rule.
         """
-        _insert_registers(db, registers)
+        _insert_register(db, return_id, register, id_numbers, groups, columns)
 
     def add_findings(self, db: sqlite3.Connection, return_id: int, findings: list[Finding],
                      stage: str = "form") -> None:
@@ -439,21 +436,13 @@ class History:
 
 
 # ---- registers, one compressed value per return -------------------------------------------------
-def _insert_registers(db: sqlite3.Connection, registers: Iterable[Register]) -> None:
-    """Each register packed as it comes; then the index rows of them all, in ID order.
-
-    person_ids is keyed by the ID number, which is random: rows inserted in key order
-    touch each page of the key once, not once a row (a batch of 250 returns into 3
-    million persons: 1.2 → 0.8 s). Only the index rows are held meanwhile.
-    """
-    index = []
-    for return_id, register, id_numbers, groups, columns in registers:
-        if id_numbers:
-            db.execute("INSERT INTO registers VALUES (?,?,?)",
-                       (return_id, register, _packed(id_numbers, groups, columns)))
-            index += [(n, return_id, register, i) for i, n in enumerate(id_numbers)]
-    index.sort()
-    db.executemany("INSERT INTO person_ids VALUES (?,?,?,?)", index)
+def _insert_register(db: sqlite3.Connection, return_id: int, register: str, id_numbers: list, groups: list,
+                     columns: dict[str, list]) -> None:
+    if not id_numbers:
+        return
+    db.execute("INSERT INTO registers VALUES (?,?,?)", (return_id, register, _packed(id_numbers, groups, columns)))
+    db.executemany("INSERT INTO person_ids VALUES (?,?,?,?)",
+                   ((n, return_id, register, i) for i, n in enumerate(id_numbers)))
 
 
 def _packed(id_numbers: list, groups: list, columns: dict[str, list]) -> bytes:
@@ -493,19 +482,12 @@ def registers_as_columns(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE person_ids (id_number TEXT NOT NULL, return_id INTEGER NOT NULL REFERENCES returns(id),"
                " register TEXT NOT NULL, position INTEGER NOT NULL,"
                " PRIMARY KEY (id_number, return_id, register, position)) WITHOUT ROWID")
-    registers = _registers_in(db.execute(
-        "SELECT return_id, register, id_number, grp, record FROM persons ORDER BY return_id, register, rowid"))
-    while chunk := list(itertools.islice(registers, 200)):  # a chunk's index rows at a time in memory
-        _insert_registers(db, chunk)
-    db.execute("DROP TABLE persons")
-
-
-def _registers_in(rows: Iterable[tuple]) -> Iterator[Register]:
-    """Rows of the persons table (return_id, register, id_number, grp, record), in order, as registers."""
+    rows = db.execute("SELECT return_id, register, id_number, grp, record FROM persons ORDER BY return_id, register, rowid")
     for (rid, register), persons in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
         persons = list(persons)
-        records = _decode([p[4] for p in persons])
-        yield rid, register, [p[2] for p in persons], [p[3] for p in persons], columns_of(records)
+        _insert_register(db, rid, register, [p[2] for p in persons], [p[3] for p in persons],
+                         columns_of(_decode([p[4] for p in persons])))
+    db.execute("DROP TABLE persons")
 
 
 def stored_version(db: sqlite3.Connection) -> int:
