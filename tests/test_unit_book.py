@@ -15,7 +15,7 @@ from pipeline.findings import Finding, finding
 from pipeline.intake.read import read_workbook
 from pipeline.returnbook import ReturnData, write_return
 from pipeline.run import validate_files
-from pipeline.write.unit_book import AUTHOR, FILLS, LIST_SHEET, ROW_MARK, write_unit_book
+from pipeline.write.unit_book import AUTHOR, FILLS, LIST_SHEET, ROW_MARK, _with_values, write_unit_book
 
 DUE = dt.date(2026, 11, 5)
 CONTACT = "如有疑问请联系测试街道计生办。"
@@ -111,6 +111,14 @@ def test_her_formulas_keep_their_values_for_readers_that_do_not_calculate(tmp_pa
     mine, hers = CalamineWorkbook.from_path(str(out)), CalamineWorkbook.from_path(str(source))
     for name in hers.sheet_names:
         assert mine.get_sheet_by_name(name).to_python() == hers.get_sheet_by_name(name).to_python(), name
+
+
+
+@pytest.mark.parametrize("empty", ["<v />", "<v/>", "<v></v>"])  # openpyxl's own writer; with lxml installed
+def test_a_cached_value_goes_back_whichever_xml_writer_openpyxl_used(empty):
+    xml = f'<row r="6"><c r="B6" s="3"><f>SUM(B4:B5)</f>{empty}</c><c r="C6"><f>C4&amp;"人"</f>{empty}</c></row>'
+    assert _with_values(xml, {"B6": 900.0, "C6": "5人"}) == \
+        '<row r="6"><c r="B6" s="3"><f>SUM(B4:B5)</f><v>900</v></c><c r="C6" t="str"><f>C4&amp;"人"</f><v>5人</v></c></row>'
 
 
 def test_listing_puts_errors_first_and_says_what_to_do(tmp_path, street):

@@ -264,7 +264,8 @@ def restore_cached_values(path: Path, book: Workbook, cached: dict[str, dict[str
             archive.writestr(info, data)
 
 
-_FORMULA_CELL = re.compile(r'<c r="([A-Z]+\d+)"([^>]*)>(<f[^>]*/>|<f[^>]*>.*?</f>)<v\s*/>', re.S)
+# openpyxl writes an empty value as <v /> (its own writer) or <v></v> (with lxml installed)
+_FORMULA_CELL = re.compile(r'<c r="([A-Z]+\d+)"([^>]*)>(<f[^>]*/>|<f[^>]*>.*?</f>)(?:<v\s*/>|<v>\s*</v>)', re.S)
 
 
 def _with_values(xml: str, values: dict[str, object]) -> str:
