@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import orjson
 import pandas as pd
 
 from pipeline.faults import durable_write
@@ -446,17 +447,29 @@ def _insert_register(db: sqlite3.Connection, return_id: int, register: str, id_n
 
 
 def _packed(id_numbers: list, groups: list, columns: dict[str, list]) -> bytes:
-    """A register as stored: JSON of its columns, deflated (zlib level 1: ~30 bytes a person, ~1 ms a return).
+    """A register as stored: JSON of its columns, deflated (zlib level 1: ~30 bytes a person, ~0.3 ms a return).
 
-    Filing hands over plain values (check.plain_column: dates as ISO texts, blanks None);
-    anything else JSON cannot write goes as its str(); a NaN as JSON's NaN, read back as one.
+    Filing hands over plain values (check.plain_column: dates as ISO texts, blanks None).
+    orjson writes it ~6× faster than the json module (filing is on the run's critical lane),
+    compact, which is how _unpacked knows it; a NaN goes as null (a blank), anything else it
+    cannot write as its str(). What orjson refuses (an integer beyond 64 bits, which its reader
+    would turn into a float; a lone surrogate) the json module writes, as it wrote every register
+    before orjson.
     """
     data = {"ids": id_numbers, "groups": groups, "names": list(columns), "columns": list(columns.values())}
-    return zlib.compress(json.dumps(data, ensure_ascii=False, default=str).encode(), 1)
+    try:
+        text = orjson.dumps(data, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:
+        text = json.dumps(data, default=str).encode()  # '{"ids": [': never taken for orjson's
+    return zlib.compress(text, 1)
 
 
 def _unpacked(blob: bytes) -> dict:
-    return json.loads(zlib.decompress(blob))
+    text = zlib.decompress(blob)
+    return orjson.loads(text) if text.startswith(_ORJSON_HEAD) else json.loads(text)
+
+
+_ORJSON_HEAD = b'{"ids":['  # orjson's compact form; the json module writes '{"ids": ['
 
 
 def _column(stored: dict, name: str) -> list:
