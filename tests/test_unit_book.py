@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zipfile
 from copy import deepcopy
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from pipeline.findings import Finding, finding
 from pipeline.intake.read import read_workbook
 from pipeline.returnbook import ReturnData, write_return
 from pipeline.run import validate_files
-from pipeline.write.unit_book import AUTHOR, FILLS, LIST_SHEET, ROW_MARK, _with_values, write_unit_book
+from pipeline.write.unit_book import (AUTHOR, FILLS, LIST_SHEET, ROW_MARK, _with_values, annotatable,
+                                      write_unit_book)
 
 DUE = dt.date(2026, 11, 5)
 CONTACT = "如有疑问请联系测试街道计生办。"
@@ -288,6 +290,39 @@ def test_writing_processes_make_the_books_this_process_makes(tmp_path, street):
         assert values(path) == values(here)
         book, mine = openpyxl.load_workbook(path), openpyxl.load_workbook(here)
         assert marked_cells(book) == marked_cells(mine) and links(book) == links(mine)
+
+
+
+DTD_PROLOG = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
+
+
+@pytest.mark.parametrize("name, data", [
+    ("xl/sharedStrings.xml", DTD_PROLOG),
+    ("xl/worksheets/sheet9.dat", DTD_PROLOG),  # named like no XML part: openpyxl follows the rels, not the name
+    ("xl/worksheets/sheet9.bin", "\ufeff".encode("utf-16-le") + DTD_PROLOG.decode().encode("utf-16-le")),
+])
+def test_a_book_with_a_dtd_anywhere_is_never_opened_by_openpyxl(tmp_path, street, name, data):
+    """The writing processes' openpyxl has no entity guard of its own: a DTD in any part that reads as XML
+    keeps her file from it (her book is rebuilt from the values instead); pictures and other binaries do not."""
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    assert annotatable(source)
+
+    def add(part: str, content: bytes) -> Path:
+        """Her file with `part` replaced, or added, as `content`."""
+        target = tmp_path / f"{len(list(tmp_path.iterdir()))}.xlsx"
+        with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                zout.writestr(info, content if info.filename == part else zin.read(info))
+            if part not in zin.namelist():
+                zout.writestr(part, content)
+        return target
+
+    assert annotatable(add("xl/media/image1.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256))))
+    hostile = add(name, data)
+    assert not annotatable(hostile)
+    write_unit_book(tmp_path / "审核结果.xlsx", "甲村", PERIOD, DUE, checked(source, street), read_workbook(source),
+                    CONTACT, source=hostile)
+    assert values(tmp_path / "审核结果.xlsx")  # rebuilt from the values read at intake
 
 
 def test_a_book_a_writing_process_cannot_write_fails_the_run_with_its_reason(tmp_path, street):

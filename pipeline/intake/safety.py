@@ -201,6 +201,18 @@ def check_xml_prologs(archive: zipfile.ZipFile) -> None:
         check_prolog(archive, name)
 
 
+def check_every_xml_prolog(archive: zipfile.ZipFile) -> None:
+    """As check_xml_prologs, and also any other part that begins like XML (a worksheet part may be named
+    anything): for a parser that guards against no entity (the writing processes' openpyxl)."""
+    named = set(xml_parts(archive))
+    for name in archive.namelist():
+        if name in named or (not name.endswith("/") and _read(archive, name, 4).lstrip().startswith(_XML_STARTS)):
+            check_prolog(archive, name)
+
+
+_XML_STARTS = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # a tag, or a UTF-8/16 byte order mark
+
+
 def check_prolog(archive: zipfile.ZipFile, name: str) -> None:
     """One part has no DTD: a plain prolog at its head, else expat decides."""
     if _root_start(_read(archive, name, PROLOG_BYTES)) is None:
