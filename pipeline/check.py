@@ -152,17 +152,19 @@ class PersonRows:
     letter: str
 
     def columns(self) -> tuple[list, list, dict[str, list]]:
-        """id_number, grp and the register's columns as the history stores them: each column's values
-        (blanks None, dates as ISO texts), then where each person stood: _row, _column and _cell."""
+        """id_number, grp and the register's columns as filing hands them to the history: each column's
+        typed values (the history writes dates as ISO texts and NaN as blank), then where each person
+        stood: _row, _column and _cell."""
         reg, span = self.register, self.span
         rows = [int(row) for row in reg.rows[span]]
-        columns = {name: plain_column(cells[span]) for name, cells in zip(reg.names, reg.columns)}
+        columns = {name: cells[span] for name, cells in zip(reg.names, reg.columns)}
         columns |= {"_row": rows, "_column": [self.letter] * len(rows), "_cell": [f"{self.letter}{r}" for r in rows]}
         return reg.ids[span], reg.groups[span], columns
 
     def frame(self) -> pd.DataFrame:
         """The register as the history gives it back: id_number, grp and a record (dict) per person."""
         ids, groups, columns = self.columns()
+        columns = {name: plain_column(cells) for name, cells in columns.items()}
         records = [dict(zip(columns, values)) for values in zip(*columns.values())]
         return pd.DataFrame({name: object_array(column) for name, column in zip(PERSON_COLUMNS, (ids, groups, records))},
                             dtype=object)
@@ -206,7 +208,8 @@ def all_persons(validated: Validated, key: str, attr: str, files) -> dict[int, P
 
 
 def plain_column(cells: list) -> list:
-    """A register column as JSON holds it: blanks (None, NaN) None, dates ISO texts; texts and numbers as they are."""
+    """A register column as the history gives it back: blanks (None, NaN) None, dates ISO texts; texts and
+    numbers as they are."""
     kinds = set(map(type, cells))
     if kinds <= _AS_THEY_ARE:  # most columns (names, IDs, codes): no cell to look at
         return cells

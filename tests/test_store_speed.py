@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,6 +98,17 @@ def test_what_orjson_cannot_write_and_registers_the_json_module_wrote_read_back_
     record = history.persons_of(ids, "roster")["record"][0]
     assert math.isnan(record["a"]) and record["k"] == 2 ** 70
     assert zlib.decompress(_packed(["ID"], [None], {"a": [1]})).startswith(b'{"ids":[')  # orjson's, read by orjson
+
+
+
+def test_typed_values_are_filed_as_they_read_back(tmp_path):
+    """Filing hands over the typed values: dates and times come back as ISO texts, NaN as blank, numpy numbers
+    as numbers."""
+    filed = [dt.date(2026, 1, 2), dt.datetime(2026, 1, 2, 3, 4, 5), pd.Timestamp("2026-01-02 03:04:05"),
+             float("nan"), np.float64(1.5), np.int64(3), "2026-01-02"]
+    history, ids = store(tmp_path, [[{"v": v} for v in filed]])
+    assert history.person_fields(ids, "roster", ("v",))[ids[0]]["v"] == \
+        ["2026-01-02", "2026-01-02T03:04:05", "2026-01-02T03:04:05", None, 1.5, 3, "2026-01-02"]
 
 
 @pytest.mark.parametrize("fields", [FIELDS, ("_row",), ("absent",), ("身份证号", "_row")])
