@@ -21,7 +21,8 @@ from pipeline.intake.worker import channels, receive, write_frame
 
 _START = "from pipeline.write.book_writers import serve; serve()"
 # openpyxl with the C XML parser, not defusedxml's pure-Python one (load 72 -> 56 ms a book):
-# a book opens only parts that unit_book.annotatable has just found free of any DTD.
+# a book opens only parts that unit_book.annotatable has just found free of any DTD. (An
+# OPENPYXL_DEFUSEDXML the machine sets itself is kept.)
 _WRITER_ENV = {"OPENPYXL_DEFUSEDXML": "False"}
 _STOP = None
 
