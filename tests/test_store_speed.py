@@ -100,7 +100,6 @@ def test_what_orjson_cannot_write_and_registers_the_json_module_wrote_read_back_
     assert zlib.decompress(_packed(["ID"], [None], {"a": [1]})).startswith(b'{"ids":[')  # orjson's, read by orjson
 
 
-
 def test_typed_values_are_filed_as_they_read_back(tmp_path):
     """Filing hands over the typed values: dates and times come back as ISO texts, NaN as blank, numpy numbers
     as numbers."""

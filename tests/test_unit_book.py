@@ -115,7 +115,6 @@ def test_her_formulas_keep_their_values_for_readers_that_do_not_calculate(tmp_pa
         assert mine.get_sheet_by_name(name).to_python() == hers.get_sheet_by_name(name).to_python(), name
 
 
-
 @pytest.mark.parametrize("empty", ["<v />", "<v/>", "<v></v>"])  # openpyxl's own writer; with lxml installed
 def test_a_cached_value_goes_back_whichever_xml_writer_openpyxl_used(empty):
     xml = f'<row r="6"><c r="B6" s="3"><f>SUM(B4:B5)</f>{empty}</c><c r="C6"><f>C4&amp;"人"</f>{empty}</c></row>'
@@ -290,7 +289,6 @@ def test_writing_processes_make_the_books_this_process_makes(tmp_path, street):
         assert values(path) == values(here)
         book, mine = openpyxl.load_workbook(path), openpyxl.load_workbook(here)
         assert marked_cells(book) == marked_cells(mine) and links(book) == links(mine)
-
 
 
 DTD_PROLOG = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
