@@ -18,6 +18,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from pipeline.intake.safety import UnsafeEnvironment
 from pipeline.registry import Registry
 from pipeline.run import RunLocked, RunResult, run
 from pipeline.runlog import log_lines
@@ -113,6 +114,9 @@ def _run_once(ws: Workspace, registry: Registry, on_result: Callable[[RunResult]
         return "locked"
     except HistoryUnavailable as exc:  # its message says what to do: no traceback
         log.error("%s。收件箱中的文件保持原样;%s 秒后重试。", exc, RETRY_AFTER_FAILURE)
+        return "failed"
+    except UnsafeEnvironment as exc:  # the machine lacks a protection: says which, and nothing was read
+        log.error("%s %s 秒后重试。", exc, RETRY_AFTER_FAILURE)
         return "failed"
     except Exception:  # noqa: BLE001 - a watcher that dies at 2 a.m. is worse than one that logs and waits
         log.exception("本次运行失败,收件箱中未处理的文件保持原样;%s 秒后重试。", RETRY_AFTER_FAILURE)

@@ -154,6 +154,23 @@ def test_a_disk_that_fills_while_filing_exits_2_and_keeps_the_inbox(tmp_path, st
     assert CliRunner().invoke(main, ["run"]).exit_code == 0  # room again: the same file goes through
 
 
+
+def test_where_reading_processes_cannot_be_limited_nothing_is_read_and_the_run_says_why(tmp_path, street, monkeypatch):
+    """On Windows (no rlimits, alarms or wait4) the run stops before reading: exit 2, in words, the inbox as it was."""
+    from pipeline.intake import sandbox
+
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
+    monkeypatch.setattr(sandbox, "PROCESS_LIMITS", False)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2 and "只能在 Linux 上运行" in result.output and "收件箱保持原样" in result.output, \
+        result.output
+    assert [p.name for p in (tmp_path / "inbox").iterdir()] == ["甲村.xlsx"]
+    assert not any((tmp_path / "archive").rglob("*.xlsx")) and not any((tmp_path / "quarantine").rglob("*.xlsx"))
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["run"]).exit_code == 0  # where it can: the same file goes through
+
+
 def test_a_fault_of_the_program_exits_2_not_1_and_the_next_run_writes_the_outputs(tmp_path, street, monkeypatch):
     import pipeline.outputs
 

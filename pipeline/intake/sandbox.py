@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pipeline.forms import Form
 from pipeline.intake.read import RawWorkbook
+from pipeline.intake.safety import UnsafeEnvironment
 from pipeline.intake.sheets import TakenBook
 from pipeline.intake.worker import HEADER
 from pipeline.registry import Registry
@@ -36,7 +37,13 @@ from pipeline.registry import Registry
 CRASHED = "读取时程序异常退出,文件可能已损坏或被恶意构造(如“压缩炸弹”、超远单元格)"
 TOO_SLOW = "读取时间过长被终止,文件可能被恶意构造"
 TOO_BIG = "读取时占用内存过多被终止,文件可能被恶意构造"
-SIGNAL_REASONS = {signal.SIGXCPU: TOO_SLOW, signal.SIGALRM: TOO_SLOW, signal.SIGKILL: TOO_BIG}
+SIGNAL_REASONS = {getattr(signal, name, None): reason for name, reason in
+                  (("SIGXCPU", TOO_SLOW), ("SIGALRM", TOO_SLOW), ("SIGKILL", TOO_BIG))}  # (none on Windows)
+# A reading process is held to its memory and time by POSIX means: rlimits and an alarm in
+# it, select, waitid and wait4 here. Elsewhere (Windows) no file is read at all.
+PROCESS_LIMITS = os.name == "posix"
+NO_PROCESS_LIMITS = ("本程序读取月报时要限制每个读取进程的内存和时间,目前只能在 Linux 上运行"
+                     "(Windows 电脑可用 WSL,即“适用于 Linux 的 Windows 子系统”)。本次没有处理任何文件,收件箱保持原样。")
 _START = "from pipeline.intake.worker import main; main()"
 ANSWER_PIPE_BYTES = 1 << 20
 _ALLOWED = {("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
@@ -184,6 +191,8 @@ class ReaderPool:
     """Reading processes shared by a run's threads; create once per run, close when done."""
 
     def __init__(self, workers: int = 2, limits: Limits = Limits(), context: tuple[Registry, Form] | None = None) -> None:
+        if not PROCESS_LIMITS:
+            raise UnsafeEnvironment(NO_PROCESS_LIMITS)
         self.limits = limits
         # With (registry, form), the reading processes also take each workbook in (sheets.take_workbook).
         self._context = pickle.dumps(("context", *context)) if context is not None else None

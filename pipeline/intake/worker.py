@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import os
 import pickle
-import resource
 import signal
 import struct
 import sys
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import resource
+except ImportError:  # not POSIX (Windows): sandbox.ReaderPool refuses to start, this module is only imported
+    resource = None
 
 from pipeline.intake.read import READER_ENV, UnreadableFile, read_workbook, share_equal_values
 from pipeline.intake.sheets import take_workbook
