@@ -59,6 +59,8 @@ class _Commands(click.Group):
             raise
         except HistoryUnavailable as exc:
             raise CannotRun(f"{exc}。") from exc
+        except UnsafeEnvironment as exc:  # the machine lacks a protection (every command that reads a file)
+            raise CannotRun(str(exc)) from exc
         except sqlite3.Error as exc:  # the disk filled or failed while the store was written
             raise CannotRun(f"历史库读写失败({exc}):磁盘可能已满或出了故障。已经完成的部分都已保存,"
                             "收件箱中未处理的文件保持原样;腾出空间或修复后重新运行即可。") from exc

@@ -166,6 +166,9 @@ def test_where_reading_processes_cannot_be_limited_nothing_is_read_and_the_run_s
         result.output
     assert [p.name for p in (tmp_path / "inbox").iterdir()] == ["甲村.xlsx"]
     assert not any((tmp_path / "archive").rglob("*.xlsx")) and not any((tmp_path / "quarantine").rglob("*.xlsx"))
+    checked = CliRunner().invoke(main, ["validate", str(tmp_path / "inbox" / "甲村.xlsx")])
+    assert checked.exit_code == 2 and "只能在 Linux 上运行" in checked.output and "Traceback" not in checked.output, \
+        checked.output
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
     assert CliRunner().invoke(main, ["run"]).exit_code == 0  # where it can: the same file goes through
