@@ -213,25 +213,24 @@ def test_pipeline_watch_command(tmp_path, street):
 
 
 
-def test_watch_says_why_the_history_cannot_be_opened_without_a_traceback(workspace, street, monkeypatch):
+def _broken_history(workspace: Workspace, monkeypatch) -> None:
     workspace.history.write_bytes(b"not a database " * 300)
-    monkeypatch.setattr(pipeline.watch, "RETRY_AFTER_FAILURE", 0.3)
-    drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
-    with Watcher(workspace, street) as w:
-        assert wait_for(lambda: any(r.levelno == logging.ERROR for r in w.records))
-    failures = [r for r in w.records if r.levelno == logging.ERROR]
-    assert "历史库" in failures[0].getMessage() and failures[0].exc_info is None
-    assert (workspace.inbox / "甲村.xlsx").is_file()
 
 
-def test_watch_says_why_it_cannot_read_on_this_machine_without_a_traceback(workspace, street, monkeypatch):
+def _no_process_limits(workspace: Workspace, monkeypatch) -> None:
     from pipeline.intake import sandbox
 
     monkeypatch.setattr(sandbox, "PROCESS_LIMITS", False)  # as on Windows
+
+
+@pytest.mark.parametrize("spoil, says", [(_broken_history, "历史库"), (_no_process_limits, "只能在 Linux 上运行")])
+def test_watch_says_why_it_cannot_run_without_a_traceback(workspace, street, monkeypatch, spoil, says):
+    """A history it cannot open, a machine where the reading processes cannot be limited: said, and retried."""
+    spoil(workspace, monkeypatch)
     monkeypatch.setattr(pipeline.watch, "RETRY_AFTER_FAILURE", 0.3)
     drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
     with Watcher(workspace, street) as w:
         assert wait_for(lambda: any(r.levelno == logging.ERROR for r in w.records))
     failures = [r for r in w.records if r.levelno == logging.ERROR]
-    assert "只能在 Linux 上运行" in failures[0].getMessage() and failures[0].exc_info is None
+    assert says in failures[0].getMessage() and failures[0].exc_info is None
     assert (workspace.inbox / "甲村.xlsx").is_file()
