@@ -141,6 +141,26 @@ def test_batches_may_start_small_double_up_to_the_batch_and_end_small(tmp_path, 
     assert [f.path.name for b in batches for f in b] == [f"甲村_{i}.xlsx" for i in range(8)]
 
 
+
+def test_batches_hold_as_many_ordinary_returns_whatever_the_size_of_the_files(tmp_path, street, monkeypatch):
+    """A batch is made of files worth `batch` ordinary returns: long rosters make smaller batches, so the
+    memory a batch takes stays the same; a file heavier than its batch goes alone; every file once, in order."""
+    from pipeline.intake import returns
+    from test_intake_builders import return_grids, write_xlsx
+
+    grids = return_grids(clean_return(street, "U01"))
+    paths = [(write_xlsx(tmp_path / f"甲村_{i}.xlsx", grids), None) for i in range(6)]
+    assert [len(b) for b in returns.take_in_batches(paths, street, load_form(), batch=4)] == [4, 2]
+    monkeypatch.setattr(returns, "ORDINARY_RETURN_BYTES", paths[0][0].stat().st_size / 2)  # each file: two returns
+    batches = list(returns.take_in_batches(paths, street, load_form(), batch=4))
+    assert [len(b) for b in batches] == [2, 2, 2]
+    assert [f.path.name for b in batches for f in b] == [f"甲村_{i}.xlsx" for i in range(6)]
+    for weights in ([1.0] * 7 + [9.0] + [1.5] * 20, [3.5] * 100, [1.0, 30.0, 1.0]):
+        spans = list(returns._spans(weights, 8, 2))
+        assert [i for start, end in spans for i in range(start, end)] == list(range(len(weights)))
+        assert all(sum(weights[start:end]) <= 8 or end - start == 1 for start, end in spans), spans
+
+
 def test_reading_processes_answer_into_a_pipe_that_holds_several_answers():
     import fcntl
 
