@@ -39,7 +39,7 @@ EXIT_ALL_ACCEPTED, EXIT_SOME_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
 Progress = Callable[[str, int, int], None]  # (stage, done, total), for a progress bar
 DEFAULT_WORKERS = os.cpu_count() or 1  # one reading process per core
 LOCK_TIMEOUT_SECONDS = 60.0
-BATCH_RETURNS = 250  # ordinary returns (returns.ORDINARY_RETURN_BYTES) checked and filed together: memory stays a batch's
+BATCH_RETURNS = 250  # returns of ordinary size (~40 KB) checked and filed together: memory stays a batch's
 FIRST_BATCH = 25  # ... after batches of 25, 50, 100, 200 (and before the same at the end): checking starts once
 #                    25 returns are read, not 250, and only 25 are left to check once reading has ended
 RUN_GC_THRESHOLD = 20_000  # allocations between collections of the youngest objects (Python's default: 700)
