@@ -209,10 +209,10 @@ def _spans(weights: list[float], batch: int, first: int) -> Iterator[tuple[int, 
 def return_weights(files: list[tuple[Path, str | None]]) -> list[float]:
     """Each file's size in ordinary returns (at least 1): a batch of 250 holds as many rows, and as much
     memory, in a district of 2,000-row rosters as in one of 500-row ones."""
-    def size(path: Path) -> int:
-        shot = _snapshot_or_none(path)
+    def bytes_of(path: Path) -> int:
+        shot = _snapshot_or_none(path)  # a folder return: its files together
         return sum(size for _, size, _ in shot) if shot else 0
-    return [max(1.0, size(path) / ORDINARY_RETURN_BYTES) for path, _ in files]
+    return [max(1.0, bytes_of(path) / ORDINARY_RETURN_BYTES) for path, _ in files]
 
 
 def _batches_on(executor: Executor, chunks: list[list[tuple[Path, str | None]]], registry: Registry, form: Form,
