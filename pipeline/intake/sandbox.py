@@ -43,7 +43,7 @@ SIGNAL_REASONS = {getattr(signal, name, None): reason for name, reason in
 # it, select, waitid and wait4 here. Elsewhere (Windows) no file is read at all.
 PROCESS_LIMITS = os.name == "posix"
 NO_PROCESS_LIMITS = ("本程序读取月报时要限制每个读取进程的内存和时间,目前只能在 Linux 上运行"
-                     "(Windows 电脑可用 WSL,即“适用于 Linux 的 Windows 子系统”)。本次没有处理任何文件,收件箱保持原样。")
+                     "(Windows 电脑可试用 WSL,即“适用于 Linux 的 Windows 子系统”)。本次没有处理任何文件,收件箱保持原样。")
 _START = "from pipeline.intake.worker import main; main()"
 ANSWER_PIPE_BYTES = 1 << 20
 _ALLOWED = {("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
