@@ -155,23 +155,27 @@ def test_a_disk_that_fills_while_filing_exits_2_and_keeps_the_inbox(tmp_path, st
 
 
 
-def test_where_reading_processes_cannot_be_limited_nothing_is_read_and_the_run_says_why(tmp_path, street, monkeypatch):
-    """On Windows (no rlimits, alarms or wait4) the run stops before reading: exit 2, in words, the inbox as it was."""
+def test_where_reading_processes_cannot_limit_themselves_the_run_watches_them(tmp_path, street, monkeypatch):
+    """On Windows (no rlimits, alarms or wait4) the run holds the reading processes itself; without
+    psutil, which it watches them with, it reads nothing: exit 2, in words, the inbox as it was."""
+    import psutil
+
     from pipeline.intake import sandbox
 
     working_folder_with_a_return(tmp_path, street, monkeypatch)
     monkeypatch.setattr(sandbox, "PROCESS_LIMITS", False)
+    monkeypatch.setattr(sandbox, "psutil", None)
     result = CliRunner().invoke(main, ["run"])
-    assert result.exit_code == 2 and "只能在 Linux 上运行" in result.output and "收件箱保持原样" in result.output, \
-        result.output
+    assert result.exit_code == 2 and "psutil" in result.output and "收件箱保持原样" in result.output, result.output
     assert [p.name for p in (tmp_path / "inbox").iterdir()] == ["甲村.xlsx"]
     assert not any((tmp_path / "archive").rglob("*.xlsx")) and not any((tmp_path / "quarantine").rglob("*.xlsx"))
     checked = CliRunner().invoke(main, ["validate", str(tmp_path / "inbox" / "甲村.xlsx")])
-    assert checked.exit_code == 2 and "只能在 Linux 上运行" in checked.output and "Traceback" not in checked.output, \
+    assert checked.exit_code == 2 and "psutil" in checked.output and "Traceback" not in checked.output, \
         checked.output
-    monkeypatch.undo()
-    monkeypatch.chdir(tmp_path)
-    assert CliRunner().invoke(main, ["run"]).exit_code == 0  # where it can: the same file goes through
+    monkeypatch.setattr(sandbox, "psutil", psutil)
+    result = CliRunner().invoke(main, ["run"])  # watched: the same file goes through
+    assert result.exit_code == 0 and "已接收" in result.output, result.output
+    assert not any((tmp_path / "inbox").iterdir()) and len(list((tmp_path / "archive").rglob("*甲村*.xlsx"))) == 1
 
 
 def test_a_fault_of_the_program_exits_2_not_1_and_the_next_run_writes_the_outputs(tmp_path, street, monkeypatch):

@@ -217,15 +217,16 @@ def _broken_history(workspace: Workspace, monkeypatch) -> None:
     workspace.history.write_bytes(b"not a database " * 300)
 
 
-def _no_process_limits(workspace: Workspace, monkeypatch) -> None:
+def _no_way_to_hold_reading_processes(workspace: Workspace, monkeypatch) -> None:
     from pipeline.intake import sandbox
 
     monkeypatch.setattr(sandbox, "PROCESS_LIMITS", False)  # as on Windows
+    monkeypatch.setattr(sandbox, "psutil", None)  # and without what the run watches them with
 
 
-@pytest.mark.parametrize("spoil, says", [(_broken_history, "历史库"), (_no_process_limits, "只能在 Linux 上运行")])
+@pytest.mark.parametrize("spoil, says", [(_broken_history, "历史库"), (_no_way_to_hold_reading_processes, "psutil")])
 def test_watch_says_why_it_cannot_run_without_a_traceback(workspace, street, monkeypatch, spoil, says):
-    """A history it cannot open, a machine where the reading processes cannot be limited: said, and retried."""
+    """A history it cannot open, a machine where the reading processes cannot be held: said, and retried."""
     spoil(workspace, monkeypatch)
     monkeypatch.setattr(pipeline.watch, "RETRY_AFTER_FAILURE", 0.3)
     drop(workspace, "甲村.xlsx", clean_return(street, "U01"))

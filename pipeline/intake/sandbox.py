@@ -7,6 +7,12 @@ Each process limits its own address space and its CPU time per file; the parent 
 at most `seconds` for an answer. A process that dies, aborts or overruns is replaced,
 and only the file it was reading is refused, with the reason.
 
+Where the system gives a process no such limits (Windows: no rlimits, alarms, select on
+pipes or wait4), the run holds each reading process instead (`_WatchedWorker`): a thread
+receives its answers, and the run kills it when its time is up or its memory, looked at
+every few milliseconds, passes the limit. That bound is looser (a process may overshoot
+by what it allocates between two looks), so POSIX systems keep the limits of their own.
+
 Measured on the 2-core machine (FACTS.md style: trust the ratios): starting a reading
 process costs ~60 ms; sending one clean return through a started one adds ~2 ms to the
 ~45 ms calamine needs. A process per file would add ~60 ms to every file, hence a pool.
@@ -34,16 +40,22 @@ from pipeline.intake.sheets import TakenBook
 from pipeline.intake.worker import HEADER
 from pipeline.registry import Registry
 
+try:
+    import psutil  # watches a reading process where it cannot limit itself (Windows)
+except ImportError:  # a dependency; without it such a host reads nothing (ReaderPool)
+    psutil = None
+
 CRASHED = "读取时程序异常退出,文件可能已损坏或被恶意构造(如“压缩炸弹”、超远单元格)"
 TOO_SLOW = "读取时间过长被终止,文件可能被恶意构造"
 TOO_BIG = "读取时占用内存过多被终止,文件可能被恶意构造"
 SIGNAL_REASONS = {getattr(signal, name, None): reason for name, reason in
                   (("SIGXCPU", TOO_SLOW), ("SIGALRM", TOO_SLOW), ("SIGKILL", TOO_BIG))}  # (none on Windows)
-# A reading process is held to its memory and time by POSIX means: rlimits and an alarm in
-# it, select, waitid and wait4 here. Elsewhere (Windows) no file is read at all.
+# Whether a reading process can hold itself to its memory and time (rlimits and an alarm
+# in it; select, waitid and wait4 here). Elsewhere (Windows) the run watches it.
 PROCESS_LIMITS = os.name == "posix"
-NO_PROCESS_LIMITS = ("本程序读取月报时要限制每个读取进程的内存和时间,目前只能在 Linux 上运行"
-                     "(Windows 电脑可试用 WSL,即“适用于 Linux 的 Windows 子系统”)。本次没有处理任何文件,收件箱保持原样。")
+WATCH_SECONDS = 0.01  # how often the run looks at a watched process's memory
+NO_WATCHING = ("缺少组件 psutil,无法限制读取进程的内存,为防止恶意文件,本次不处理任何文件,收件箱保持原样。"
+               "请在本程序的 Python 环境中运行 pip install psutil 后重试")
 _START = "from pipeline.intake.worker import main; main()"
 ANSWER_PIPE_BYTES = 1 << 20
 _ALLOWED = {("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
@@ -81,7 +93,7 @@ class ReadResult:
 
 
 class _Worker:
-    """One reading process and its pipes."""
+    """One reading process, which limits itself, and its pipes."""
 
     def __init__(self, context: bytes | None = None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -90,13 +102,17 @@ class _Worker:
         if context is not None:  # the registry and form, once: the process then takes each workbook in
             self.proc.stdin.write(HEADER.pack(len(context)) + context)
 
+    def send(self, path: Path, limits: Limits | None) -> None:
+        """One request: the file, and the limits the process sets itself (None: it sets none)."""
+        request = pickle.dumps((str(path), *((limits.memory_mb, limits.seconds) if limits else (None, None))))
+        self.proc.stdin.write(HEADER.pack(len(request)) + request)
+        self.proc.stdin.flush()
+
     def ask(self, path: Path, limits: Limits) -> tuple[str, object, float | None]:
         """Send one request; the answer, or ('died', reason, peak) if the process did not answer in time."""
-        request = pickle.dumps((str(path), limits.memory_mb, limits.seconds))
         deadline = time.monotonic() + limits.seconds
         try:
-            self.proc.stdin.write(HEADER.pack(len(request)) + request)
-            self.proc.stdin.flush()
+            self.send(path, limits)
             head = self._read(HEADER.size, deadline)
             return _load(self._read(HEADER.unpack(head)[0], deadline + limits.seconds))
         except TimeoutError:
@@ -137,6 +153,90 @@ class _Worker:
     def death_reason(self) -> str:
         code = self.proc.returncode
         return SIGNAL_REASONS.get(-code, CRASHED) if code is not None and code < 0 else CRASHED
+
+
+class _WatchedWorker(_Worker):
+    """A reading process held by the run, where it cannot limit itself (see the module's note).
+
+    A thread receives its answers (nothing else waits on a pipe with a deadline on Windows);
+    meanwhile the run looks at the process's memory every WATCH_SECONDS and kills it past
+    its limit or its time. What killed it is remembered for `death_reason`.
+    """
+
+    def __init__(self, context: bytes | None = None) -> None:
+        super().__init__(context)
+        self.watched = psutil.Process(self.proc.pid)
+        self.answers: queue.Queue[bytes | None] = queue.Queue()
+        self.peak_mb: float | None = None
+        self.killed_for: str | None = None
+        threading.Thread(target=self._receive, daemon=True).start()
+
+    def _receive(self) -> None:
+        """Each framed answer onto `answers`; None once the process has closed its end."""
+        stream = self.proc.stdout
+        try:
+            while len(head := stream.read(HEADER.size)) == HEADER.size:
+                size = HEADER.unpack(head)[0]
+                body = stream.read(size)
+                if len(body) < size:
+                    break
+                self.answers.put(body)
+        except (OSError, ValueError):  # closed by end()
+            pass
+        self.answers.put(None)
+
+    def ask(self, path: Path, limits: Limits) -> tuple[str, object, float | None]:
+        deadline = time.monotonic() + limits.seconds
+        try:
+            self.send(path, None)
+            while True:
+                try:
+                    answer = self.answers.get(timeout=WATCH_SECONDS)
+                    break
+                except queue.Empty:
+                    self._watch(limits, deadline)
+            if self.killed_for is None and answer is not None:
+                status, payload, peak = _load(answer)
+                return status, payload, peak if peak is not None else self.peak_mb
+        except Exception:  # no answer, or a garbled one: that process cannot be trusted any more
+            pass
+        return ("died", self.killed_for, self.end())
+
+    def _watch(self, limits: Limits, deadline: float) -> None:
+        """Kill the process past its time or its memory; note its peak (resident memory) as seen."""
+        try:
+            memory_mb = self.watched.memory_info().rss / (1024 * 1024)
+        except psutil.Error:  # already gone: its answers end, and ask sees that
+            return
+        self.peak_mb = max(self.peak_mb or 0.0, memory_mb)
+        if memory_mb > limits.memory_mb:
+            self._kill(TOO_BIG)
+        elif time.monotonic() > deadline:
+            self._kill(TOO_SLOW)
+
+    def _kill(self, reason: str) -> None:
+        self.killed_for = self.killed_for or reason
+        try:
+            self.proc.kill()
+        except OSError:  # ended meanwhile
+            pass
+
+    def end(self) -> float | None:
+        """Stop the process (killed if it does not stop at once) and reap it; its peak memory as seen."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        return self.peak_mb
+
+    def death_reason(self) -> str:
+        return self.killed_for or CRASHED
 
 
 def fresh_process_env() -> dict[str, str]:
@@ -191,8 +291,9 @@ class ReaderPool:
     """Reading processes shared by a run's threads; create once per run, close when done."""
 
     def __init__(self, workers: int = 2, limits: Limits = Limits(), context: tuple[Registry, Form] | None = None) -> None:
-        if not PROCESS_LIMITS:
-            raise UnsafeEnvironment(NO_PROCESS_LIMITS)
+        if not PROCESS_LIMITS and psutil is None:
+            raise UnsafeEnvironment(NO_WATCHING)
+        self._kind = _Worker if PROCESS_LIMITS else _WatchedWorker
         self.limits = limits
         # With (registry, form), the reading processes also take each workbook in (sheets.take_workbook).
         self._context = pickle.dumps(("context", *context)) if context is not None else None
@@ -223,7 +324,7 @@ class ReaderPool:
         return ReadResult(None, str(payload) if status in ("refused", "spent") else CRASHED, report)
 
     def _start(self) -> _Worker:
-        worker = _Worker(self._context)
+        worker = self._kind(self._context)
         with self._lock:
             self._all.append(worker)
         return worker

@@ -4,8 +4,9 @@ Started by `sandbox.ReaderPool` as `python -c "...worker.main()"` with only the 
 imported (no pandas: ~60 ms to start). A first message ("context", registry, form), if
 sent, makes it take each workbook in too (`sheets.take_workbook`). Each request is a
 pickled (path, memory_mb, seconds); each answer a pickled (status, workbook or taken book
-or reason, peak MB), both framed by an 8-byte length. The process limits its own address space for good and its CPU time per
-file; Rust's abort messages go to /dev/null.
+or reason, peak MB), both framed by an 8-byte length. The process limits its own address
+space for good and its CPU time per file (where the request gives limits: the run watches
+it instead where it cannot, see `sandbox`); Rust's abort messages go to the null device.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import BinaryIO
 
 try:
     import resource
-except ImportError:  # not POSIX (Windows): sandbox.ReaderPool refuses to start, this module is only imported
+except ImportError:  # not POSIX (Windows): the run sends no limits and watches this process itself
     resource = None
 
 from pipeline.intake.read import READER_ENV, UnreadableFile, read_workbook, share_equal_values
@@ -40,12 +41,14 @@ def main() -> None:
             context = request[1:]
             continue
         path, memory_mb, seconds = request
-        if not limited:
+        if memory_mb is not None and not limited:
             _limit_memory(memory_mb)
             limited = True
-        _limit_time(seconds)
+        if seconds is not None:
+            _limit_time(seconds)
         send(answers, answer_for(Path(path), xlsx_reader, context))
-        signal.alarm(0)
+        if seconds is not None:
+            signal.alarm(0)
 
 
 def channels() -> tuple[BinaryIO, BinaryIO]:
@@ -59,7 +62,7 @@ def channels() -> tuple[BinaryIO, BinaryIO]:
     return sys.stdin.buffer, answers
 
 
-def answer_for(path: Path, xlsx_reader: str = "calamine", context: tuple | None = None) -> tuple[str, object, float]:
+def answer_for(path: Path, xlsx_reader: str = "calamine", context: tuple | None = None) -> tuple[str, object, float | None]:
     """('ok', workbook), ('refused', reason), or ('spent', reason) when this process should be replaced.
 
     A refusal by the readers leaves the process as it was; running out of memory or an
@@ -81,14 +84,15 @@ def answer_for(path: Path, xlsx_reader: str = "calamine", context: tuple | None 
     return (*answer, peak_mb())
 
 
-def peak_mb() -> float:
-    """This process's own peak resident memory (VmHWM; ru_maxrss would count the parent before exec)."""
+def peak_mb() -> float | None:
+    """This process's own peak resident memory (VmHWM; ru_maxrss would count the parent before exec);
+    None where neither is known (Windows: the run, which watches the process, knows it)."""
     try:
         with open("/proc/self/status") as fh:
             line = next(x for x in fh if x.startswith("VmHWM:"))
         return int(line.split()[1]) / 1024
     except (OSError, StopIteration, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource is not None else None
 
 
 def _limit_memory(memory_mb: int) -> None:
@@ -117,7 +121,7 @@ def receive(stream: BinaryIO) -> object | None:
     return pickle.loads(stream.read(HEADER.unpack(head)[0]))
 
 
-def send(stream: BinaryIO, answer: tuple[str, object, float]) -> None:
+def send(stream: BinaryIO, answer: tuple[str, object, float | None]) -> None:
     try:
         data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
     except MemoryError:
