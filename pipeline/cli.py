@@ -20,6 +20,7 @@ from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS
 from pipeline.workspace import Workspace
 from pipeline.status import STATUS_ZH
 from pipeline.store.history import HistoryUnavailable
+from pipeline.write.safe import OutputInUse
 
 
 
@@ -60,6 +61,8 @@ class _Commands(click.Group):
         except HistoryUnavailable as exc:
             raise CannotRun(f"{exc}。") from exc
         except UnsafeEnvironment as exc:  # the machine lacks a protection (every command that reads a file)
+            raise CannotRun(str(exc)) from exc
+        except OutputInUse as exc:  # a file it writes is open in Excel (Windows): said by name
             raise CannotRun(str(exc)) from exc
         except sqlite3.Error as exc:  # the disk filled or failed while the store was written
             raise CannotRun(f"历史库读写失败({exc}):磁盘可能已满或出了故障。已经完成的部分都已保存,"
@@ -164,6 +167,8 @@ def print_result(result: RunResult, workspace: Workspace) -> None:
         click.echo(f"已更新 {workspace.outbox / period}")
     if result.history_backup_failed:
         click.echo(f"历史库备份失败:{result.history_backup_failed}")
+    if result.outputs_in_use:
+        click.echo(result.outputs_in_use_message)
 
 
 STAGE_ZH = {"intake": "读取", "validate": "校验", "file": "归档入库", "reconcile": "与上月核对", "merge": "合并汇总",

@@ -28,7 +28,7 @@ from pipeline.workspace import Workspace
 from pipeline.write.book_writers import write_in_parallel
 from pipeline.write.report import write_findings_csv, write_report_json
 from pipeline.write.privacy import for_street
-from pipeline.write.safe import atomic_file
+from pipeline.write.safe import OutputInUse, atomic_file, remove_output
 from pipeline.write.street_report import write_street_report
 from pipeline.write.summary import floating_counter, floating_fields, write_summary
 from pipeline.write.unit_book import write_unit_book
@@ -47,13 +47,15 @@ def output_names(registry: Registry, period: str) -> dict[str, str]:
 
 def write_period_outputs(history: History, registry: Registry, ws: Workspace, now: dt.datetime,
                          timed: Callable[[str], ContextManager] = lambda stage: nullcontext(),
-                         workers: int = 1) -> list[str]:
-    """Rewrite the outputs of each period whose fingerprint changed; return those periods.
+                         workers: int = 1) -> tuple[list[str], list[Path]]:
+    """Rewrite the outputs of each period whose fingerprint changed; return those periods, and the
+    outputs that could not be replaced because another program has them open.
 
     `timed("merge")` is around the merging of each period's accepted returns (RunResult.timed);
-    unit workbooks are written by up to `workers` processes.
+    unit workbooks are written by up to `workers` processes. A period with an output in use
+    is written but for that output, and not stamped: the next run writes it again.
     """
-    written = []
+    written, in_use = [], []
     for period in history.periods():
         folder = ws.outbox / period
         stamp = fingerprint(history, registry, period)
@@ -62,22 +64,37 @@ def write_period_outputs(history: History, registry: Registry, ws: Workspace, no
         with timed("merge"):
             state = load_period(history, registry, load_form(), period, now, floating_counter(period),
                                 floating_fields())
-        write_period(state, folder, workers)
+        try:
+            write_period(state, folder, workers)
+        except OutputInUse as exc:
+            in_use += exc.paths
+            continue
         with atomic_file(folder / STAMP) as temp:
             temp.write_text(stamp)
         written.append(period)
-    return written
+    return written, in_use
 
 
 def write_period(state: PeriodState, folder: Path, workers: int = 1) -> None:
-    """The summary, the street's error report, report.json, findings.csv and the unit workbooks."""
+    """The summary, the street's error report, report.json, findings.csv and the unit workbooks.
+
+    An output someone has open (Windows keeps it from being replaced) does not stop the
+    others: they are written, then OutputInUse names every one that was not.
+    """
     names = output_names(state.registry, state.period)
     street = for_street(state.findings, state.registry.settings.mask_ids)  # masked once for the three outputs
-    write_summary(state, folder / names["summary"])
-    write_street_report(state, folder / names["errors"], street)
-    write_report_json(state, folder / names["report"], street)
-    write_findings_csv(street, folder / names["findings"])
-    write_unit_books(state, folder / UNIT_FOLDER, workers)
+    in_use: list[Path] = []
+    for write in (lambda: write_summary(state, folder / names["summary"]),
+                  lambda: write_street_report(state, folder / names["errors"], street),
+                  lambda: write_report_json(state, folder / names["report"], street),
+                  lambda: write_findings_csv(street, folder / names["findings"]),
+                  lambda: write_unit_books(state, folder / UNIT_FOLDER, workers)):
+        try:
+            write()
+        except OutputInUse as exc:
+            in_use += exc.paths
+    if in_use:
+        raise OutputInUse(in_use)
 
 
 def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None:
@@ -105,20 +122,31 @@ def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None
         stamps[path.name] = _book_digest(r.sha256, unit.name, state.period, due, findings, contact, lang)
         if written.get(path.name) != stamps[path.name] or not path.is_file():
             books.append((path, unit.name, due, findings, Path(r.archived_as)))
+    in_use: list[Path] = []  # books someone has open: the others are written, these next run
     if books:
         with ReaderPool(1) as reader:  # the archived files are read as warily as at intake
             calls = (((path, name, state.period, due, findings, reader.read(source).workbook, contact),
                       {"source": source, "lang": lang}) for path, name, due, findings, source in books)
             if workers > 1 and len(books) >= BOOKS_IN_PARALLEL_FROM:
-                write_in_parallel(calls, workers)
+                in_use += write_in_parallel(calls, workers)
             else:
                 for args, kwargs in calls:
-                    write_unit_book(*args, **kwargs)
+                    try:
+                        write_unit_book(*args, **kwargs)
+                    except OutputInUse as exc:
+                        in_use += exc.paths
+    for path in in_use:  # the old book is still there: stamped as it was, so the next run writes it
+        stamps[path.name] = written.get(path.name, "")
     for old in folder.glob("*.xlsx") if folder.exists() else []:
         if old.name not in stamps:
-            old.unlink()
+            try:
+                remove_output(old)
+            except OutputInUse as exc:  # not stamped: the next run removes it
+                in_use += exc.paths
     with atomic_file(stamps_path) as temp:
         temp.write_text(json.dumps(stamps, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+    if in_use:
+        raise OutputInUse(in_use)
 
 
 def _book_digest(sha256: str, unit_name: str, period: str, due: dt.date, findings: list[Finding], contact: str,

@@ -33,7 +33,7 @@ from pipeline.runlog import summarise, write_run_log
 from pipeline.store.backup import Restored, back_up_history, restore_history
 from pipeline.store.history import History
 from pipeline.workspace import Workspace, ready_files
-from pipeline.write.safe import clean_stale_temporaries
+from pipeline.write.safe import clean_stale_temporaries, in_use_message
 
 EXIT_ALL_ACCEPTED, EXIT_SOME_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
 Progress = Callable[[str, int, int], None]  # (stage, done, total), for a progress bar
@@ -55,7 +55,15 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)  # intake … write, backup (a day's first run)
     history_backup: str = ""  # the day's copy of the history, when this run wrote it
     history_backup_failed: str = ""  # why the day's copy could not be written
+    outputs_in_use: list[str] = field(default_factory=list)  # outputs another program held open: not updated
     _open_stages: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def outputs_in_use_message(self) -> str:
+        """What to do about `outputs_in_use`, and that nothing else is missing; "" when there are none."""
+        if not self.outputs_in_use:
+            return ""
+        return in_use_message([Path(p).name for p in self.outputs_in_use]) + ";其余结果都已写出,处理过的月报都已保存"
 
     def timed_batches(self, batches: Iterator[list[ReturnFile]]) -> Iterator[list[ReturnFile]]:
         """The batches, the wait for each counted as intake."""
@@ -83,6 +91,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
+        if self.outputs_in_use:  # the night's outputs are not all there: someone must close them and run again
+            return EXIT_CANNOT_RUN
         bad = any(o.status in ("rejected", "quarantined") for o in self.outcomes)
         return EXIT_SOME_REJECTED if bad else EXIT_ALL_ACCEPTED
 
@@ -178,8 +188,9 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
             settle_outcomes(history, filed)
         result.outcomes += filed
         with result.timed("write"):
-            result.periods_written = write_period_outputs(history, registry, ws, now, timed=result.timed,
-                                                          workers=per_file.workers or DEFAULT_WORKERS)
+            result.periods_written, in_use = write_period_outputs(history, registry, ws, now, timed=result.timed,
+                                                                  workers=per_file.workers or DEFAULT_WORKERS)
+            result.outputs_in_use = [str(path) for path in in_use]
         progress("write", 1, 1)
         if result.run_id is not None:
             history.finish_run(result.run_id, dt.datetime.now(), "done", summarise(result))

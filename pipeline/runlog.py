@@ -11,8 +11,8 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
-from pipeline.workspace import Workspace
 from pipeline.status import STATUS_ZH
+from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
     from pipeline.run import RunResult
@@ -31,6 +31,7 @@ def summarise(result: "RunResult") -> dict:
             "left_in_inbox": result.left_in_inbox, "exit_code": result.exit_code,
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
             "history_backup": result.history_backup, "history_backup_failed": result.history_backup_failed,
+            "outputs_in_use": result.outputs_in_use,
             "outcomes": [{"file": o.file, "status": o.status, "unit": o.unit, "period": o.period,
                           "errors": o.errors, "warnings": o.warnings, "reason": o.reason} for o in result.outcomes]}
 
@@ -50,6 +51,8 @@ def log_lines(result: "RunResult") -> list[str]:
         lines.append(f"    已备份历史库 {result.history_backup}")
     if result.history_backup_failed:
         lines.append(f"    历史库备份失败:{result.history_backup_failed}")
+    if result.outputs_in_use:
+        lines.append(f"    {result.outputs_in_use_message}")
     return lines
 
 

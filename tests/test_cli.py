@@ -155,6 +155,44 @@ def test_a_disk_that_fills_while_filing_exits_2_and_keeps_the_inbox(tmp_path, st
 
 
 
+def test_outputs_someone_has_open_are_named_the_rest_written_and_the_next_run_writes_them(tmp_path, street,
+                                                                                          monkeypatch):
+    """On Windows a workbook open in Excel cannot be replaced (PermissionError, made here): the run writes
+    every other output, names those it could not, exits 2; the next run, once they are closed, writes them."""
+    import os
+
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
+    assert CliRunner().invoke(main, ["run"]).exit_code == 0
+    outbox = tmp_path / "outbox" / "2026-10"
+    summary = next(outbox.glob("*_汇总.xlsx"))
+    errors = next(outbox.glob("*_错误报告.xlsx"))
+    before = summary.read_bytes(), errors.read_bytes()
+    faulty = clean_return(street, "U02", first_serial=30)
+    faulty.monthly.at[0, "期末人口"] += 2
+    drop(tmp_path / "inbox", "乙社区.xlsx", faulty)
+    real_replace = os.replace
+
+    def held_open(source, target):
+        if Path(target).name == summary.name or Path(target).name.startswith("U02_"):
+            raise PermissionError(13, "另一个程序正在使用此文件,进程无法访问。")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", held_open)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert summary.name in result.output and "U02_乙社区" in result.output and "正被其他程序" in result.output
+    assert summary.read_bytes() == before[0] and errors.read_bytes() != before[1]  # the rest was written
+    assert not any(outbox.rglob("U02_*.xlsx")) and not any(outbox.rglob(".~pipeline-*"))
+    logged = json.loads((tmp_path / "logs" / "runs.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert logged["exit_code"] == 2 and len(logged["outputs_in_use"]) == 2
+    assert "正被其他程序" in (tmp_path / "logs" / "运行日志.txt").read_text(encoding="utf-8")
+
+    monkeypatch.setattr(os, "replace", real_replace)  # closed
+    again = CliRunner().invoke(main, ["run"])
+    assert again.exit_code == 0 and "已更新" in again.output, again.output
+    assert summary.read_bytes() != before[0] and len(list(outbox.rglob("U02_*.xlsx"))) == 1
+
+
 def test_where_reading_processes_cannot_limit_themselves_the_run_watches_them(tmp_path, street, monkeypatch):
     """On Windows (no rlimits, alarms or wait4) the run holds the reading processes itself; without
     psutil, which it watches them with, it reads nothing: exit 2, in words, the inbox as it was."""

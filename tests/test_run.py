@@ -265,7 +265,7 @@ def test_several_unit_books_are_written_by_writing_processes(workspace, street, 
     monkeypatch.setattr(outputs, "BOOKS_IN_PARALLEL_FROM", 2)
     in_parallel = []
     real = outputs.write_in_parallel
-    monkeypatch.setattr(outputs, "write_in_parallel", lambda calls, n: (in_parallel.append(n), real(calls, n)))
+    monkeypatch.setattr(outputs, "write_in_parallel", lambda calls, n: (in_parallel.append(n), real(calls, n))[1])
     for n, code in enumerate(["U01", "U02", "U03"]):
         data = clean_return(street, code, first_serial=30 * n)
         data.monthly.at[0, "期末人口"] += 1

@@ -355,3 +355,14 @@ def test_a_writing_process_that_dies_fails_the_run_and_is_reaped(tmp_path):
 
     with pytest.raises(BookWriteFailed, match="异常退出"):
         write_in_parallel(iter([((OnlyInTheTests(),), {})] * 3), 2)
+
+
+def test_a_book_someone_has_open_comes_back_from_a_writing_process_by_name():
+    """A writing process answers with the OutputInUse itself (pickled): the run names the book and goes on."""
+    import pickle
+
+    from pipeline.write.safe import OutputInUse
+
+    held = pickle.loads(pickle.dumps(OutputInUse([Path("/out/U01_甲村_审核结果.xlsx")])))
+    assert isinstance(held, OutputInUse) and held.paths == [Path("/out/U01_甲村_审核结果.xlsx")]
+    assert str(held).startswith("“U01_甲村_审核结果.xlsx” 正被其他程序") and "请关闭后重新运行" in str(held)

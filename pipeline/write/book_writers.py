@@ -14,10 +14,12 @@ import queue
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Iterable
 
 from pipeline.intake.sandbox import fresh_process_env
 from pipeline.intake.worker import channels, receive, write_frame
+from pipeline.write.safe import OutputInUse
 
 _START = "from pipeline.write.book_writers import serve; serve()"
 # openpyxl with the C XML parser, not defusedxml's pure-Python one (load 72 -> 56 ms a book):
@@ -31,15 +33,17 @@ class BookWriteFailed(RuntimeError):
     """A writing process could not write a book (or died)."""
 
 
-def write_in_parallel(calls: Iterable[tuple[tuple, dict]], processes: int) -> None:
+def write_in_parallel(calls: Iterable[tuple[tuple, dict]], processes: int) -> list[Path]:
     """Run write_unit_book(*args, **kwargs) for each call on `processes` processes; raise if one failed.
 
     `calls` is consumed as the processes take work, so whatever makes each call (reading the
-    archived return) runs meanwhile here.
+    archived return) runs meanwhile here. Returns the books not written because someone has
+    them open (OutputInUse): the others are.
     """
     work: queue.Queue = queue.Queue(maxsize=2 * processes)
     failures: list[str] = []
-    threads = [threading.Thread(target=_feed, args=(work, failures), daemon=True) for _ in range(processes)]
+    in_use: list[Path] = []
+    threads = [threading.Thread(target=_feed, args=(work, failures, in_use), daemon=True) for _ in range(processes)]
     for thread in threads:
         thread.start()
     try:
@@ -52,9 +56,10 @@ def write_in_parallel(calls: Iterable[tuple[tuple, dict]], processes: int) -> No
             thread.join()
     if failures:
         raise BookWriteFailed(f"{len(failures)} 份退回工作簿未能写出:{failures[0]}")
+    return in_use
 
 
-def _feed(work: queue.Queue, failures: list[str]) -> None:
+def _feed(work: queue.Queue, failures: list[str], in_use: list[Path]) -> None:
     """One writing process, fed calls from `work` until told to stop (and drained even if it cannot start)."""
     try:
         proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -71,7 +76,9 @@ def _feed(work: queue.Queue, failures: list[str]) -> None:
                 answer = receive(proc.stdout)
             except (OSError, pickle.UnpicklingError):
                 answer = None
-            if answer != "":
+            if isinstance(answer, OutputInUse):
+                in_use += answer.paths
+            elif answer != "":
                 failures.append("写出工作簿的进程异常退出" if answer is None else str(answer))
     finally:
         if proc is not None:
@@ -89,7 +96,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def serve() -> None:
-    """In a writing process: write each book asked for, answer "" or the error's text."""
+    """In a writing process: write each book asked for, answer "", a book someone has open, or the error's text."""
     from pipeline.write.unit_book import write_unit_book
 
     requests, answers = channels()  # (nothing printed may garble the answers)
@@ -97,7 +104,9 @@ def serve() -> None:
         args, kwargs = call
         try:
             write_unit_book(*args, **kwargs)
-            answer = ""
+            answer: object = ""
+        except OutputInUse as exc:  # the run goes on with the other books, and says which were not written
+            answer = exc
         except Exception as exc:  # said to the run, which fails as it would have writing the book itself
             answer = f"{type(exc).__name__}: {exc}"
         write_frame(answers, pickle.dumps(answer))

@@ -29,6 +29,38 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_TEXT_LIMIT = 32767
 
 
+class OutputInUse(OSError):
+    """Outputs another program holds open (on Windows, Excel or WPS keep a workbook they show from being
+    replaced or removed): said by name; the rest was written, and the next run writes these."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__(in_use_message([p.name for p in paths]))
+        self.paths = paths
+
+    def __reduce__(self) -> tuple:  # sent back by a writing process (book_writers)
+        return OutputInUse, (self.paths,)
+
+
+def in_use_message(names: list[str]) -> str:
+    return f"{'、'.join(f'“{name}”' for name in names)} 正被其他程序(如 Excel 或 WPS)打开,无法更新。请关闭后重新运行"
+
+
+def replace_output(temp: Path, target: Path) -> None:
+    """os.replace, with a target someone has open said as such (OutputInUse)."""
+    try:
+        os.replace(temp, target)
+    except PermissionError as exc:
+        raise OutputInUse([target]) from exc
+
+
+def remove_output(path: Path) -> None:
+    """Remove an output no longer wanted (OutputInUse if someone has it open)."""
+    try:
+        path.unlink(missing_ok=True)
+    except PermissionError as exc:
+        raise OutputInUse([path]) from exc
+
+
 @contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and os.replace it into place."""
@@ -42,7 +74,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
         with open(temp, "rb+") as fh:
             os.fsync(fh.fileno())
         durable_write()
-        os.replace(temp, target)
+        replace_output(temp, target)
         durable_write()
     finally:
         temp.unlink(missing_ok=True)
