@@ -77,7 +77,7 @@ def watch(workspace: Workspace, registry: Registry, *, poll: bool = False, inter
 
 def _loop(ws: Workspace, registry: Registry, events: _LastEvent, stop: threading.Event, interval: float,
           settle: float, on_result: Callable[[RunResult], None] | None) -> None:
-    locked_before = False
+    locked_before = outputs_left = False
     while not stop.is_set():
         quiet = time.monotonic() - events.at
         if quiet < settle:  # still being copied: wait until the inbox has been quiet for `settle`
@@ -85,10 +85,12 @@ def _loop(ws: Workspace, registry: Registry, events: _LastEvent, stop: threading
             continue
         events.wake.clear()
         pause = interval
-        if _anything_ready(ws, registry):
+        # outputs left unwritten (open in Excel) are tried again, as are new files
+        if outputs_left or _anything_ready(ws, registry):
             outcome = _run_once(ws, registry, on_result, quiet_if_locked=locked_before)
             locked_before = outcome == "locked"
-            if outcome == "failed":  # its own partial moves must not set off an immediate retry
+            outputs_left = outcome == "outputs in use"
+            if outcome in ("failed", "outputs in use"):  # its own partial moves must not set off an immediate retry
                 events.wake.clear()
                 pause = RETRY_AFTER_FAILURE
         _wait(events.wake, stop, pause)
@@ -105,7 +107,8 @@ def _anything_ready(ws: Workspace, registry: Registry) -> bool:
 
 def _run_once(ws: Workspace, registry: Registry, on_result: Callable[[RunResult], None] | None, *,
               quiet_if_locked: bool) -> str:
-    """One run; 'done', 'locked' or 'failed'. Never raises: watching goes on whatever a run meets."""
+    """One run; 'done', 'outputs in use' (some not written: retried later), 'locked' or 'failed'. Never raises:
+    watching goes on whatever a run meets."""
     try:
         result = run(ws, registry, lock_timeout=LOCK_WAIT)
     except RunLocked:
@@ -124,6 +127,9 @@ def _run_once(ws: Workspace, registry: Registry, on_result: Callable[[RunResult]
     log_result(result)
     if on_result:
         on_result(result)
+    if result.outputs_in_use:
+        log.warning("发件箱中有文件正被其他程序打开(见上),%s 秒后再写一次。", RETRY_AFTER_FAILURE)
+        return "outputs in use"
     return "done"
 
 

@@ -145,6 +145,27 @@ def test_watch_logs_an_unexpected_failure_and_keeps_watching(workspace, street, 
     assert w.logged("已接收") and w.logged("甲村.xlsx")
 
 
+def test_watch_writes_again_the_outputs_someone_had_open(workspace, street, monkeypatch):
+    """A summary open in Excel (Windows; a PermissionError made here) is tried again with no new file."""
+    real_replace, refused = os.replace, []
+
+    def open_once(source, target):
+        if Path(target).name.endswith("_汇总.xlsx") and not refused:
+            refused.append(target)
+            raise PermissionError(13, "另一个程序正在使用此文件,进程无法访问。")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", open_once)
+    monkeypatch.setattr(pipeline.watch, "RETRY_AFTER_FAILURE", 0.3)
+    drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
+    with Watcher(workspace, street) as w:
+        assert wait_for(lambda: len(w.results) >= 2)
+    first, second = w.results[:2]
+    assert first.outputs_in_use == [str(refused[0])] and first.exit_code == 2
+    assert not second.outcomes and not second.outputs_in_use and second.periods_written == ["2026-10"]
+    assert Path(refused[0]).is_file() and w.logged("正被其他程序")
+
+
 def test_watch_outlives_an_inbox_that_goes_away(workspace, street):
     """A network share that drops off at night: warnings, then the files once it is back."""
     with Watcher(workspace, street) as w:
