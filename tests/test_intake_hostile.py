@@ -159,8 +159,8 @@ def test_each_hostile_file_is_refused_with_its_reason_in_bounded_time_and_memory
     street, files = hostile
     # calamine aborts when its own limit stops it; a watched process is killed when seen past it
     words_of = {"allocation bomb": "异常退出" if reading == "self-limited" else "内存过多"}
-    # (a watched process may overshoot by what it allocates between two looks)
-    most_mb = Limits().memory_mb + (20 if reading == "self-limited" else 200)
+    # (a watched process may overshoot by what it fills between two looks)
+    most_mb = Limits().memory_mb + (20 if reading == "self-limited" else 100)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.monotonic()
     taken = take_in_all([(p, None) for p, _ in files.values()], street, load_form())

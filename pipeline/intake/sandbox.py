@@ -203,13 +203,17 @@ class _WatchedWorker(_Worker):
         return ("died", self.killed_for, self.end())
 
     def _watch(self, limits: Limits, deadline: float) -> None:
-        """Kill the process past its time or its memory; note its peak (resident memory) as seen."""
+        """Kill the process past its time or its memory; note its peak (resident memory) as seen.
+
+        The limit is on `vms` (Linux: the address space, as RLIMIT_AS; Windows: the private
+        memory committed), which grows at the allocation, before the memory is filled.
+        """
         try:
-            memory_mb = self.watched.memory_info().rss / (1024 * 1024)
+            memory = self.watched.memory_info()
         except psutil.Error:  # already gone: its answers end, and ask sees that
             return
-        self.peak_mb = max(self.peak_mb or 0.0, memory_mb)
-        if memory_mb > limits.memory_mb:
+        self.peak_mb = max(self.peak_mb or 0.0, memory.rss / (1024 * 1024))
+        if memory.vms > limits.memory_mb * 1024 * 1024:
             self._kill(TOO_BIG)
         elif time.monotonic() > deadline:
             self._kill(TOO_SLOW)
