@@ -155,6 +155,26 @@ def test_a_disk_that_fills_while_filing_exits_2_and_keeps_the_inbox(tmp_path, st
 
 
 
+@pytest.mark.parametrize("self_limited", [True, False])
+def test_reading_processes_that_cannot_start_stop_the_run_and_no_return_is_blamed(tmp_path, street, monkeypatch,
+                                                                                  self_limited):
+    """A reading process that dies at once for every file (a broken installation) would make every return
+    look like a hostile file; it stops the run instead: exit 2, the inbox as it was, nothing quarantined."""
+    from pipeline.intake import sandbox
+
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
+    monkeypatch.setattr(sandbox, "PROCESS_LIMITS", self_limited)
+    monkeypatch.setattr(sandbox, "_START", "import sys; sys.exit(3)")
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2 and "读取月报的进程无法启动" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert [p.name for p in (tmp_path / "inbox").iterdir()] == ["甲村.xlsx"]
+    assert not any((tmp_path / "quarantine").rglob("*.xlsx")) and not any((tmp_path / "archive").rglob("*.xlsx"))
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["run"]).exit_code == 0  # installed again: the same file goes through
+
+
 def test_outputs_someone_has_open_are_named_the_rest_written_and_the_next_run_writes_them(tmp_path, street,
                                                                                           monkeypatch):
     """On Windows a workbook open in Excel cannot be replaced (PermissionError, made here): the run writes

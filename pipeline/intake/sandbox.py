@@ -5,7 +5,9 @@ and a zip bomb or a huge sheet can exhaust memory. So files are parsed by a smal
 of reading processes (`worker`), started once per run with only the readers imported.
 Each process limits its own address space and its CPU time per file; the parent waits
 at most `seconds` for an answer. A process that dies, aborts or overruns is replaced,
-and only the file it was reading is refused, with the reason.
+and only the file it was reading is refused, with the reason. A new process must first
+answer that it is ready: one that cannot start at all (a broken installation) would
+otherwise make every file look hostile, so it stops the run instead.
 
 Where the system gives a process no such limits (Windows: no rlimits, alarms, select on
 pipes or wait4), the run holds each reading process instead (`_WatchedWorker`): a thread
@@ -37,7 +39,7 @@ from pipeline.forms import Form
 from pipeline.intake.read import RawWorkbook
 from pipeline.intake.safety import UnsafeEnvironment
 from pipeline.intake.sheets import TakenBook
-from pipeline.intake.worker import HEADER
+from pipeline.intake.worker import HEADER, READY
 from pipeline.registry import Registry
 
 try:
@@ -57,6 +59,9 @@ WATCH_SECONDS = 0.01  # how often the run looks at a watched process's memory
 NO_WATCHING = ("缺少组件 psutil,无法限制读取进程的内存,为防止恶意文件,本次不处理任何文件,收件箱保持原样。"
                "请在本程序的 Python 环境中运行 pip install psutil 后重试")
 _START = "from pipeline.intake.worker import main; main()"
+START_SECONDS = 30.0  # for a reading process to start and say it is ready (a slow disk, a virus scan)
+NOT_STARTING = ("读取月报的进程无法启动(Python 环境可能不完整,或被安全软件拦截)。为免把月报误判为损坏文件,"
+                "本次运行到此停止,未处理的文件都留在收件箱中。请检查安装(pip install .)后重新运行")
 ANSWER_PIPE_BYTES = 1 << 20
 _ALLOWED = {("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
             ("pipeline.intake.read", "RawSheet"), ("pipeline.intake.read", "RawWorkbook"),
@@ -100,13 +105,25 @@ class _Worker:
                                      stderr=subprocess.DEVNULL, env=fresh_process_env(), close_fds=True)
         _widen(self.proc.stdout.fileno())
         if context is not None:  # the registry and form, once: the process then takes each workbook in
-            self.proc.stdin.write(HEADER.pack(len(context)) + context)
+            self._write(context)
+
+    def started(self) -> bool:
+        """Whether the process has started and answers (else every file would seem to kill it)."""
+        try:
+            self._write(pickle.dumps(READY))
+            deadline = time.monotonic() + START_SECONDS
+            head = self._read(HEADER.size, deadline)
+            return _load(self._read(HEADER.unpack(head)[0], deadline))[0] == "ready"
+        except Exception:  # no answer in time, or a garbled one
+            return False
+
+    def _write(self, request: bytes) -> None:
+        self.proc.stdin.write(HEADER.pack(len(request)) + request)
+        self.proc.stdin.flush()
 
     def send(self, path: Path, limits: Limits | None) -> None:
         """One request: the file, and the limits the process sets itself (None: it sets none)."""
-        request = pickle.dumps((str(path), *((limits.memory_mb, limits.seconds) if limits else (None, None))))
-        self.proc.stdin.write(HEADER.pack(len(request)) + request)
-        self.proc.stdin.flush()
+        self._write(pickle.dumps((str(path), *((limits.memory_mb, limits.seconds) if limits else (None, None)))))
 
     def ask(self, path: Path, limits: Limits) -> tuple[str, object, float | None]:
         """Send one request; the answer, or ('died', reason, peak) if the process did not answer in time."""
@@ -184,6 +201,14 @@ class _WatchedWorker(_Worker):
         except (OSError, ValueError):  # closed by end()
             pass
         self.answers.put(None)
+
+    def started(self) -> bool:
+        try:
+            self._write(pickle.dumps(READY))
+            answer = self.answers.get(timeout=START_SECONDS)
+            return answer is not None and _load(answer)[0] == "ready"
+        except Exception:  # no answer in time, or a garbled one
+            return False
 
     def ask(self, path: Path, limits: Limits) -> tuple[str, object, float | None]:
         deadline = time.monotonic() + limits.seconds
@@ -308,9 +333,16 @@ class ReaderPool:
         self._lock = threading.Lock()
 
     def read(self, path: Path) -> ReadResult:
-        """Read one file in a reading process; a failure gives the reason, never an exception."""
+        """Read one file in a reading process; a failure gives the reason, never an exception, but for a
+        reading process that cannot start (UnsafeEnvironment: the machine is at fault, not the file)."""
         started = time.monotonic()
-        worker = self._idle.get() or self._start()
+        worker = self._idle.get()
+        if worker is None:
+            try:
+                worker = self._start()
+            except BaseException:
+                self._idle.put(None)  # the slot stays: another thread waiting for it learns the same
+                raise
         status, payload, peak = worker.ask(path, self.limits)
         ok = status == "ok" and isinstance(payload, (RawWorkbook, TakenBook))
         if ok or status == "refused":  # the readers refused cleanly: the process is as it was
@@ -328,9 +360,16 @@ class ReaderPool:
         return ReadResult(None, str(payload) if status in ("refused", "spent") else CRASHED, report)
 
     def _start(self) -> _Worker:
-        worker = self._kind(self._context)
+        """A new reading process, ready; UnsafeEnvironment if it cannot start (the files are not to blame)."""
+        try:
+            worker = self._kind(self._context)
+        except Exception as exc:  # not even started (or not to be watched)
+            raise UnsafeEnvironment(NOT_STARTING) from exc
         with self._lock:
             self._all.append(worker)
+        if not worker.started():
+            worker.end()
+            raise UnsafeEnvironment(NOT_STARTING)
         return worker
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Started by `sandbox.ReaderPool` as `python -c "...worker.main()"` with only the readers
 imported (no pandas: ~60 ms to start). A first message ("context", registry, form), if
-sent, makes it take each workbook in too (`sheets.take_workbook`). Each request is a
+sent, makes it take each workbook in too (`sheets.take_workbook`); ("ready",) is answered
+("ready", None, peak MB), so the run knows the process works. Each request is a
 pickled (path, memory_mb, seconds); each answer a pickled (status, workbook or taken book
 or reason, peak MB), both framed by an 8-byte length. The process limits its own address
 space for good and its CPU time per file (where the request gives limits: the run watches
@@ -28,6 +29,7 @@ from pipeline.intake.read import READER_ENV, UnreadableFile, read_workbook, shar
 from pipeline.intake.sheets import take_workbook
 
 HEADER = struct.Struct("<Q")
+READY = ("ready",)  # asked once a process has started: it answers in kind when it can read files
 MEMORY_ERROR = "文件太大,读取时超出内存限制,可能被恶意构造"
 
 
@@ -39,6 +41,9 @@ def main() -> None:
     while (request := receive(requests)) is not None:
         if request[0] == "context":  # (registry, form): take each workbook in here, not in the run
             context = request[1:]
+            continue
+        if request == READY:
+            send(answers, ("ready", None, peak_mb()))
             continue
         path, memory_mb, seconds = request
         if memory_mb is not None and not limited:
