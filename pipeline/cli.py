@@ -18,7 +18,7 @@ from pipeline.executors import ExecutorUnavailable, per_file_executor
 from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run,
                           validate_files)
 from pipeline.workspace import Workspace
-from pipeline.status import STATUS_ZH
+from pipeline.status import NAME_KEPT_ZH, STATUS_ZH
 from pipeline.store.history import HistoryUnavailable
 from pipeline.write.safe import OutputInUse
 
@@ -160,6 +160,8 @@ def print_result(result: RunResult, workspace: Workspace) -> None:
             line += f"  (错误 {o.errors},警告 {o.warnings})"
         if o.reason:
             line += f"  原因:{o.reason}"
+        if o.name_kept:
+            line += f"  {NAME_KEPT_ZH}"
         click.echo(line)
     for name in result.left_in_inbox:
         click.echo(f"未处理(不是本次指定的报告期):{name}")

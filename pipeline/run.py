@@ -56,6 +56,7 @@ class RunResult:
     history_backup: str = ""  # the day's copy of the history, when this run wrote it
     history_backup_failed: str = ""  # why the day's copy could not be written
     outputs_in_use: list[str] = field(default_factory=list)  # outputs another program held open: not updated
+    held_in_inbox: list[str] = field(default_factory=list)  # filed, but their inbox names held open (Windows)
     _open_stages: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -174,7 +175,7 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
     result = RunResult(now)
     with History(ws.history) as history:
         with result.timed("intake"):
-            files = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
+            files, held = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
         batches = take_in_batches(files, registry, form, per_file.executor, workers=per_file.workers,
                                   progress=lambda done, total: progress("intake", done, total), batch=BATCH_RETURNS,
                                   first=FIRST_BATCH)
@@ -187,6 +188,7 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
             reconcile_pending(history, registry, form)  # also what a killed run left undone
             settle_outcomes(history, filed)
         result.outcomes += filed
+        result.held_in_inbox = [p.name for p in held] + [o.file for o in result.outcomes if o.name_kept]
         with result.timed("write"):
             result.periods_written, in_use = write_period_outputs(history, registry, ws, now, timed=result.timed,
                                                                   workers=per_file.workers or DEFAULT_WORKERS)

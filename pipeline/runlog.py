@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
-from pipeline.status import STATUS_ZH
+from pipeline.status import NAME_KEPT_ZH, STATUS_ZH
 from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def summarise(result: "RunResult") -> dict:
             "left_in_inbox": result.left_in_inbox, "exit_code": result.exit_code,
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
             "history_backup": result.history_backup, "history_backup_failed": result.history_backup_failed,
-            "outputs_in_use": result.outputs_in_use,
+            "outputs_in_use": result.outputs_in_use, "held_in_inbox": result.held_in_inbox,
             "outcomes": [{"file": o.file, "status": o.status, "unit": o.unit, "period": o.period,
                           "errors": o.errors, "warnings": o.warnings, "reason": o.reason} for o in result.outcomes]}
 
@@ -44,7 +44,7 @@ def log_lines(result: "RunResult") -> list[str]:
     for o in result.outcomes:
         detail = f"错误 {o.errors},警告 {o.warnings}" if o.status in ("accepted", "rejected") else o.reason
         lines.append(f"    {STATUS_ZH.get(o.status, o.status)} {o.unit_name or '单位不明'} {o.period or ''} "
-                     f"{o.file} {detail}".rstrip())
+                     f"{o.file} {detail}{NAME_KEPT_ZH if o.name_kept else ''}".rstrip())
     lines += [f"    未处理(非指定报告期):{name}" for name in result.left_in_inbox]
     lines += [f"    已更新发件箱 {period}" for period in result.periods_written]
     if result.history_backup:

@@ -14,6 +14,8 @@ from pipeline.workspace import Workspace
 # What each outcome of a return is called wherever a person reads it.
 STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "quarantined": "已隔离", "duplicate": "重复文件",
              "superseded": "已被更正件取代", "missing": "未报送"}
+# after a file's line: filed, but its inbox name stays (Windows: open in Excel) until a later run
+NAME_KEPT_ZH = "(已归档;收件箱里的这份暂时移不走:正被其他程序打开,或无权删除。以后的运行会再试)"
 
 
 @dataclass

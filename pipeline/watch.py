@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -78,6 +79,7 @@ def watch(workspace: Workspace, registry: Registry, *, poll: bool = False, inter
 def _loop(ws: Workspace, registry: Registry, events: _LastEvent, stop: threading.Event, interval: float,
           settle: float, on_result: Callable[[RunResult], None] | None) -> None:
     locked_before = outputs_left = False
+    held: set[tuple[str, int, int]] = set()  # inbox files filed already, their names held open (Windows)
     while not stop.is_set():
         quiet = time.monotonic() - events.at
         if quiet < settle:  # still being copied: wait until the inbox has been quiet for `settle`
@@ -86,51 +88,63 @@ def _loop(ws: Workspace, registry: Registry, events: _LastEvent, stop: threading
         events.wake.clear()
         pause = interval
         # outputs left unwritten (open in Excel) are tried again, as are new files
-        if outputs_left or _anything_ready(ws, registry):
-            outcome = _run_once(ws, registry, on_result, quiet_if_locked=locked_before)
+        if outputs_left or _anything_ready(ws, registry, held):
+            outcome, result = _run_once(ws, registry, on_result, quiet_if_locked=locked_before)
             locked_before = outcome == "locked"
             outputs_left = outcome == "outputs in use"
+            if result is not None:  # not run again for those alone: they wait for a change, or the night's run
+                held = {_identity(ws.inbox / name) for name in result.held_in_inbox} - {None}
             if outcome in ("failed", "outputs in use"):  # its own partial moves must not set off an immediate retry
                 events.wake.clear()
                 pause = RETRY_AFTER_FAILURE
         _wait(events.wake, stop, pause)
 
 
-def _anything_ready(ws: Workspace, registry: Registry) -> bool:
-    """Whether a settled file waits; a network share that has gone away is reported, not fatal."""
+def _anything_ready(ws: Workspace, registry: Registry, held: set | frozenset = frozenset()) -> bool:
+    """Whether a settled file waits (not one filed already whose name is `held` open, unchanged); a network
+    share that has gone away is reported, not fatal."""
     try:
-        return bool(ready_files(ws.inbox, registry.settings.settle_seconds))
+        return any(_identity(path) not in held for path in ready_files(ws.inbox, registry.settings.settle_seconds))
     except OSError as exc:
         log.warning("无法读取收件箱 %s:%s;稍后再试。", ws.inbox, exc)
         return False
 
 
+def _identity(path: Path) -> tuple[str, int, int] | None:
+    """A file as the watcher tells it apart: name, size, modification time (None once it is gone)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return path.name, stat.st_size, stat.st_mtime_ns
+
+
 def _run_once(ws: Workspace, registry: Registry, on_result: Callable[[RunResult], None] | None, *,
-              quiet_if_locked: bool) -> str:
-    """One run; 'done', 'outputs in use' (some not written: retried later), 'locked' or 'failed'. Never raises:
-    watching goes on whatever a run meets."""
+              quiet_if_locked: bool) -> tuple[str, RunResult | None]:
+    """One run: 'done', 'outputs in use' (some not written: retried later), 'locked' or 'failed', and its
+    result (None if it did not run). Never raises: watching goes on whatever a run meets."""
     try:
         result = run(ws, registry, lock_timeout=LOCK_WAIT)
     except RunLocked:
         if not quiet_if_locked:
             log.info("另一个汇总任务正在运行,等它结束后再处理收件箱。")
-        return "locked"
+        return "locked", None
     except HistoryUnavailable as exc:  # its message says what to do: no traceback
         log.error("%s。收件箱中的文件保持原样;%s 秒后重试。", exc, RETRY_AFTER_FAILURE)
-        return "failed"
+        return "failed", None
     except UnsafeEnvironment as exc:  # the machine lacks a protection: says which, and nothing was read
         log.error("%s %s 秒后重试。", exc, RETRY_AFTER_FAILURE)
-        return "failed"
+        return "failed", None
     except Exception:  # noqa: BLE001 - a watcher that dies at 2 a.m. is worse than one that logs and waits
         log.exception("本次运行失败,收件箱中未处理的文件保持原样;%s 秒后重试。", RETRY_AFTER_FAILURE)
-        return "failed"
+        return "failed", None
     log_result(result)
     if on_result:
         on_result(result)
     if result.outputs_in_use:
         log.warning("发件箱中有文件正被其他程序打开(见上),%s 秒后再写一次。", RETRY_AFTER_FAILURE)
-        return "outputs in use"
-    return "done"
+        return "outputs in use", result
+    return "done", result
 
 
 def log_result(result: RunResult) -> None:

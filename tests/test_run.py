@@ -316,3 +316,39 @@ def test_the_build_digest_follows_code_and_forms_not_caches(tmp_path):
     assert edited_form != first
     (code / "write" / "summary.py").write_text("# changed\n", encoding="utf-8")
     assert files_digest([code, forms]) not in (first, edited_form)
+
+
+def test_a_return_held_open_in_the_inbox_is_filed_and_the_night_goes_on(workspace, street, monkeypatch):
+    """On Windows a file open in Excel cannot be removed (a PermissionError, made here): it is filed and
+    archived all the same, the other files too, and its inbox name goes at the first run after it is closed."""
+    import os
+
+    from pipeline.runlog import log_lines
+    from pipeline.status import NAME_KEPT_ZH
+
+    held = drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
+    drop(workspace, "乙社区.xlsx", clean_return(street, "U02", first_serial=30))
+    real_unlink = os.unlink
+
+    def open_in_excel(path, *args, **kwargs):
+        if Path(path) == held:
+            raise PermissionError(13, "另一个程序正在使用此文件,进程无法访问。", str(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", open_in_excel)
+    first = run(workspace, street, now=RUN_DAY)
+    assert {o.file: o.status for o in first.outcomes} == {"甲村.xlsx": "accepted", "乙社区.xlsx": "accepted"}
+    assert first.exit_code == 0 and first.held_in_inbox == ["甲村.xlsx"]
+    assert [p.name for p in workspace.inbox.iterdir()] == ["甲村.xlsx"]
+    archived = next(workspace.archive.rglob("*甲村.xlsx"))
+    assert os.path.samefile(archived, held)  # the archive holds it: nothing waits on the inbox name
+    assert any("甲村.xlsx" in line and NAME_KEPT_ZH in line for line in log_lines(first))
+
+    second = run(workspace, street, now=RUN_DAY)  # still open: nothing to do, no repeat filed
+    assert not second.outcomes and second.held_in_inbox == ["甲村.xlsx"] and second.exit_code == 0
+    monkeypatch.setattr(os, "unlink", real_unlink)  # closed
+    third = run(workspace, street, now=RUN_DAY)
+    assert not third.outcomes and not third.held_in_inbox and not any(workspace.inbox.iterdir())
+    with History(workspace.history) as h:
+        assert sorted(r.file_name for r in h.returns()) == ["乙社区.xlsx", "甲村.xlsx"]
+    assert archived.is_file()

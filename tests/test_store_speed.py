@@ -201,9 +201,10 @@ def test_a_crash_after_a_batch_commit_leaves_its_files_for_the_next_run(tmp_path
     def power_cut_after_one_move(source, target):  # into the archive; the junk file goes to quarantine before
         if moved:
             raise KeyboardInterrupt("power cut")
-        real_move(source, target)
+        done = real_move(source, target)
         if ws.archive in target.parents:
             moved.append(target)
+        return done
 
     monkeypatch.setattr(filing, "move_into", power_cut_after_one_move)
     with pytest.raises(KeyboardInterrupt):

@@ -166,6 +166,27 @@ def test_watch_writes_again_the_outputs_someone_had_open(workspace, street, monk
     assert Path(refused[0]).is_file() and w.logged("正被其他程序")
 
 
+def test_watch_does_not_run_again_for_a_filed_return_held_open(workspace, street, monkeypatch):
+    """Filed, its inbox name held open (Windows; a PermissionError made here): the watcher does not run
+    every interval for it, but does for a new file."""
+    held = drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
+    real_unlink = os.unlink
+
+    def open_in_excel(path, *args, **kwargs):
+        if Path(path) == held:
+            raise PermissionError(13, "另一个程序正在使用此文件,进程无法访问。", str(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", open_in_excel)
+    with Watcher(workspace, street) as w:
+        assert wait_for(lambda: len(w.results) == 1)
+        time.sleep(1.5)  # several intervals (0.2 s)
+        assert len(w.results) == 1 and w.results[0].held_in_inbox == ["甲村.xlsx"]
+        drop(workspace, "乙社区.xlsx", clean_return(street, "U02", first_serial=30))
+        assert wait_for(lambda: ("乙社区.xlsx", "accepted") in w.statuses())
+    assert w.statuses() == [("乙社区.xlsx", "accepted"), ("甲村.xlsx", "accepted")]
+
+
 def test_watch_outlives_an_inbox_that_goes_away(workspace, street):
     """A network share that drops off at night: warnings, then the files once it is back."""
     with Watcher(workspace, street) as w:

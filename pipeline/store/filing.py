@@ -19,8 +19,8 @@ from pipeline.check import EARLIER_COLUMNS, CheckedReturn, EarlierPersons
 from pipeline.findings import Finding
 from pipeline.intake.returns import ReturnFile, file_sha256
 from pipeline.store.history import History, StoredReturn
-from pipeline.store.ledger import (DUPLICATES_FOLDER, archive_path, free_path, move_into, quarantine_path, safe_name,
-                                   write_reason)
+from pipeline.store.ledger import (DUPLICATES_FOLDER, archive_path, drop_inbox_name, free_path, move_into,
+                                   quarantine_path, safe_name, write_reason)
 from pipeline.workspace import Workspace
 
 # Returns recorded per transaction. Each commit syncs the disk, and a return's persons
@@ -46,11 +46,13 @@ class Outcome:
     warnings: int = 0
     filed_as: str = ""
     reason: str = ""
+    name_kept: bool = False  # filed, but its inbox name stays: another program holds it open (a later run drops it)
 
 
-def finish_interrupted(history: History, paths: list[Path]) -> list[tuple[Path, str]]:
-    """Complete the moves a killed run left undone; return the other files with their hashes."""
-    pending = []
+def finish_interrupted(history: History, paths: list[Path]) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """Complete the moves a killed run left undone; return the other files with their hashes, and the
+    files filed already whose inbox names are still held open (left for a later run)."""
+    pending, held = [], []
     for path in paths:
         sha = file_sha256(path)
         known = history.returns(sha256=sha)
@@ -58,16 +60,19 @@ def finish_interrupted(history: History, paths: list[Path]) -> list[tuple[Path, 
         if unfinished:
             _move(path, Path(unfinished[0].archived_as), unfinished[0])
         elif any(Path(r.archived_as).exists() and os.path.samefile(path, r.archived_as) for r in known):
-            path.unlink()  # killed between linking into the archive and dropping the inbox name
+            # killed between linking into the archive and dropping the inbox name, or the file was
+            # open then (Windows), and maybe still is: then its name stays for a later run
+            if not drop_inbox_name(path):
+                held.append(path)
         else:
             pending.append((path, sha))
-    return pending
+    return pending, held
 
 
-def _move(path: Path, target: Path, stored: StoredReturn) -> None:
+def _move(path: Path, target: Path, stored: StoredReturn) -> bool:
     if stored.status == "quarantined":
         write_reason(target, stored.reason, stored.file_name, stored.sha256)
-    move_into(path, target)
+    return move_into(path, target)
 
 
 def file_quarantined(history: History, ws: Workspace, run_id: int, f: ReturnFile, now: dt.datetime) -> Outcome:
@@ -77,9 +82,10 @@ def file_quarantined(history: History, ws: Workspace, run_id: int, f: ReturnFile
     with history.transaction() as db:
         rid = history.add_return(db, stored, run_id)
         history.add_findings(db, rid, f.findings)
-    _move(f.path, target, stored)
+    moved = _move(f.path, target, stored)
     return Outcome(f.name, f.sha256, "quarantined", rid, f.unit.code if f.unit else "",
-                   f.unit.name if f.unit else "", f.period or "", filed_as=str(target), reason=f.quarantine_reason)
+                   f.unit.name if f.unit else "", f.period or "", filed_as=str(target), reason=f.quarantine_reason,
+                   name_kept=not moved)
 
 
 def file_repeat(history: History, ws: Workspace, run_id: int, f: ReturnFile) -> Outcome:
@@ -91,9 +97,9 @@ def file_repeat(history: History, ws: Workspace, run_id: int, f: ReturnFile) -> 
     stored = _stored(f, target, "duplicate", reason)
     with history.transaction() as db:
         rid = history.add_return(db, stored, run_id)
-    move_into(f.path, target)
+    moved = move_into(f.path, target)
     return Outcome(f.name, f.sha256, "duplicate", rid, stored.unit or "", "", stored.period or "",
-                   filed_as=str(target), reason=reason)
+                   filed_as=str(target), reason=reason, name_kept=not moved)
 
 
 def file_checked(history: History, ws: Workspace, run_id: int, checked: list[CheckedReturn],
@@ -118,10 +124,10 @@ def file_batch(history: History, ws: Workspace, run_id: int, batch: list[Checked
         ids = [record_checked(history, db, run_id, c, target) for c, target in zip(batch, targets)]
         for period in sorted({c.file.period for c in batch}):
             restand_units(history, db, period, {c.file.unit.code for c in batch if c.file.period == period})
-    for c, target in zip(batch, targets):
-        move_into(c.file.path, target)
+    moved = [move_into(c.file.path, target) for c, target in zip(batch, targets)]
     return [Outcome(c.file.name, c.file.sha256, c.verdict, rid, c.file.unit.code, c.file.unit.name, c.file.period,
-                    filed_as=str(target)) for c, rid, target in zip(batch, ids, targets)]
+                    filed_as=str(target), name_kept=not done)
+            for c, rid, target, done in zip(batch, ids, targets, moved)]
 
 
 def record_checked(history: History, db, run_id: int, c: CheckedReturn, target: Path) -> int:

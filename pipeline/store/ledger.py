@@ -59,20 +59,35 @@ def free_path(path: Path, taken: set[Path] | None = None) -> Path:
     return candidate
 
 
-def move_into(source: Path, target: Path) -> None:
-    """Move a file into place without ever replacing another (same disk: an atomic rename)."""
+def move_into(source: Path, target: Path) -> bool:
+    """Move a file into place without ever replacing another (same disk: an atomic rename).
+
+    Linked into place, a file whose inbox name cannot be dropped (on Windows: someone has it
+    open in Excel) is filed all the same, and False returned; a later run drops that name
+    (filing.finish_interrupted).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         raise FileExistsError(target)
     durable_write()
     try:
         os.link(source, target)  # fails rather than overwrite; then drop the inbox name
-        durable_write()
-        os.unlink(source)
     except OSError:
         if target.exists():
             raise
         shutil.move(str(source), str(target))  # another disk, or no hard links on this one
+        return True
+    durable_write()
+    return drop_inbox_name(source)
+
+
+def drop_inbox_name(path: Path) -> bool:
+    """Remove an inbox name whose file is in the archive too; False while another program holds it open."""
+    try:
+        path.unlink()
+    except PermissionError:
+        return False
+    return True
 
 
 def _move_folder(source: Path, target: Path) -> None:
