@@ -77,6 +77,11 @@ class _Commands(click.Group):
 @click.version_option(package_name="village-returns-pipeline")
 def main() -> None:
     """村(居)月报汇总流水线:收件箱里的月报 → 校验 → 与上月核对 → 街道汇总 → 发件箱。"""
+    for stream in (sys.stdout, sys.stderr):
+        # A file name with a character the output cannot encode (Windows writes nightly.log in GBK,
+        # which has no emoji) prints as "?" instead of failing the run after its work is done.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 @main.command("run")

@@ -60,6 +60,20 @@ def test_second_run_changes_nothing(workspace, street):
     assert workspace.history.read_bytes() == history
 
 
+def test_a_file_name_the_log_cannot_encode_prints_as_a_question_mark(tmp_path, street):
+    """nightly.log on a Chinese Windows is written in GBK, which has no emoji: the name is printed with "?",
+    and the run, its work done, does not end in an encoding error."""
+    registry_file(tmp_path)
+    ws = Workspace.at(tmp_path, street.settings)
+    ws.create()
+    drop(ws, "甲村😀.xlsx", clean_return(street, "U01"))
+    command = [sys.executable, "-m", "pipeline", "run", "--workdir", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "gbk"}
+    done = subprocess.run(command, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stdout.decode("gbk", "replace") + done.stderr.decode("gbk", "replace")
+    assert "甲村?.xlsx" in done.stdout.decode("gbk") and "已接收" in done.stdout.decode("gbk")
+
+
 def test_two_runs_at_once_one_works_the_other_exits_2(tmp_path, street):
     registry_file(tmp_path)
     ws = Workspace.at(tmp_path, street.settings)
