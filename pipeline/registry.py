@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.resources import schemas_dir
+from pipeline.resources import schemas_dir, toml_text
 from pipeline.text import normalise_label
 
 REGISTRY_FILE = "pipeline.toml"
@@ -101,10 +101,11 @@ def find_registry(workdir: Path, config: Path | None) -> Path:
 def load_registry(path: Path) -> Registry:
     """Read a registry file; raise RegistryError with a readable reason if it is wrong."""
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(toml_text(path))
     except OSError as exc:
         raise RegistryError(f"无法读取登记文件 {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"登记文件 {path} 的文字编码无法识别:请用记事本打开,另存为时编码选 UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise RegistryError(f"登记文件 {path} 格式有误: {exc}") from exc
     return parse_registry(data, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import tomllib
 from functools import cache
@@ -19,8 +20,20 @@ def schemas_dir() -> Path:
 @cache
 def load_schema_file(name: str) -> dict[str, Any]:
     """Parse one TOML file of schemas/ (cached: they do not change during a run)."""
-    with open(schemas_dir() / name, "rb") as fh:
-        return tomllib.load(fh)
+    return tomllib.loads(toml_text(schemas_dir() / name))
+
+
+def toml_text(path: Path) -> str:
+    """A TOML file's text as Notepad may have saved it: UTF-8, with or without a byte order mark, "Unicode"
+    (UTF-16 with its mark), or the Chinese "ANSI" (GBK, read as GB18030, its superset).
+    UnicodeDecodeError if it is none of these."""
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("gb18030")
 
 
 def files_digest(roots: list[Path], suffixes: tuple[str, ...] = (".py", ".toml")) -> str:

@@ -80,6 +80,23 @@ def test_run_with_a_broken_registry_exits_2(tmp_path):
     assert result.exit_code == 2 and "格式有误" in result.output
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gbk", "utf-16"])
+def test_a_registry_saved_by_notepad_in_any_of_its_encodings_is_read(tmp_path, street, monkeypatch, encoding):
+    """Notepad saves "UTF-8 with BOM", "ANSI" (GBK on a Chinese Windows) or "Unicode" (UTF-16)."""
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
+    registry = tmp_path / "pipeline.toml"
+    registry.write_bytes(registry.read_text(encoding="utf-8").encode(encoding))
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 0 and "已接收    甲村" in result.output, result.output
+
+
+def test_a_registry_in_no_known_encoding_says_how_to_save_it(tmp_path):
+    bad = tmp_path / "pipeline.toml"
+    bad.write_bytes(b'[street]\nname = "\xff\xfe\x81"\n')
+    result = CliRunner().invoke(main, ["run", "--config", str(bad), "--workdir", str(tmp_path)])
+    assert result.exit_code == 2 and "另存为时编码选 UTF-8" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("value", ["2026-13", "十月"])
 def test_bad_period_option_is_refused(value):
     result = CliRunner().invoke(main, ["run", "--period", value])
