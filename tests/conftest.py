@@ -133,3 +133,19 @@ def drop(ws_or_dir, name: str, data: ReturnData, **kwargs) -> Path:
     old = RUN_DAY.timestamp() - 3600
     os.utime(path, (old, old))
     return path
+
+
+WINDOWS_IN_USE = "另一个程序正在使用此文件,进程无法访问。"  # what Windows says of a file open in Excel
+
+
+def open_in_excel(monkeypatch, path: Path) -> None:
+    """Make `path` as Windows makes a file Excel has open: it cannot be removed (os.unlink raises
+    PermissionError) until monkeypatch.undo()."""
+    real_unlink = os.unlink
+
+    def unlink(target, *args, **kwargs):
+        if Path(target) == path:
+            raise PermissionError(13, WINDOWS_IN_USE, str(target))
+        real_unlink(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import STREET, clean_return, drop
+from conftest import STREET, WINDOWS_IN_USE, clean_return, drop
 from pipeline.cli import main
 from pipeline.returnbook import write_return
 
@@ -211,7 +211,7 @@ def test_outputs_someone_has_open_are_named_the_rest_written_and_the_next_run_wr
 
     def held_open(source, target):
         if Path(target).name == summary.name or Path(target).name.startswith("U02_"):
-            raise PermissionError(13, "另一个程序正在使用此文件,进程无法访问。")
+            raise PermissionError(13, WINDOWS_IN_USE)
         real_replace(source, target)
 
     monkeypatch.setattr(os, "replace", held_open)

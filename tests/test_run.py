@@ -8,7 +8,7 @@ from pathlib import Path
 
 import openpyxl
 
-from conftest import PERIOD, RUN_DAY, clean_return, drop
+from conftest import PERIOD, RUN_DAY, clean_return, drop, open_in_excel
 from pipeline.outputs import UNIT_FOLDER, output_names
 from pipeline.run import run
 from pipeline.store.history import History
@@ -328,14 +328,7 @@ def test_a_return_held_open_in_the_inbox_is_filed_and_the_night_goes_on(workspac
 
     held = drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
     drop(workspace, "乙社区.xlsx", clean_return(street, "U02", first_serial=30))
-    real_unlink = os.unlink
-
-    def open_in_excel(path, *args, **kwargs):
-        if Path(path) == held:
-            raise PermissionError(13, "另一个程序正在使用此文件,进程无法访问。", str(path))
-        real_unlink(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "unlink", open_in_excel)
+    open_in_excel(monkeypatch, held)
     first = run(workspace, street, now=RUN_DAY)
     assert {o.file: o.status for o in first.outcomes} == {"甲村.xlsx": "accepted", "乙社区.xlsx": "accepted"}
     assert first.exit_code == 0 and first.held_in_inbox == ["甲村.xlsx"]
@@ -346,7 +339,7 @@ def test_a_return_held_open_in_the_inbox_is_filed_and_the_night_goes_on(workspac
 
     second = run(workspace, street, now=RUN_DAY)  # still open: nothing to do, no repeat filed
     assert not second.outcomes and second.held_in_inbox == ["甲村.xlsx"] and second.exit_code == 0
-    monkeypatch.setattr(os, "unlink", real_unlink)  # closed
+    monkeypatch.undo()  # closed
     third = run(workspace, street, now=RUN_DAY)
     assert not third.outcomes and not third.held_in_inbox and not any(workspace.inbox.iterdir())
     with History(workspace.history) as h:

@@ -16,7 +16,7 @@ from filelock import FileLock
 
 import pipeline.run
 import pipeline.watch
-from conftest import RUN_DAY, clean_return, drop
+from conftest import RUN_DAY, WINDOWS_IN_USE, clean_return, drop, open_in_excel
 from pipeline.faults import PAUSE_AFTER_FILING
 from pipeline.run import RunResult
 from pipeline.watch import watch
@@ -152,7 +152,7 @@ def test_watch_writes_again_the_outputs_someone_had_open(workspace, street, monk
     def open_once(source, target):
         if Path(target).name.endswith("_汇总.xlsx") and not refused:
             refused.append(target)
-            raise PermissionError(13, "另一个程序正在使用此文件,进程无法访问。")
+            raise PermissionError(13, WINDOWS_IN_USE)
         real_replace(source, target)
 
     monkeypatch.setattr(os, "replace", open_once)
@@ -169,15 +169,7 @@ def test_watch_writes_again_the_outputs_someone_had_open(workspace, street, monk
 def test_watch_does_not_run_again_for_a_filed_return_held_open(workspace, street, monkeypatch):
     """Filed, its inbox name held open (Windows; a PermissionError made here): the watcher does not run
     every interval for it, but does for a new file."""
-    held = drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
-    real_unlink = os.unlink
-
-    def open_in_excel(path, *args, **kwargs):
-        if Path(path) == held:
-            raise PermissionError(13, "另一个程序正在使用此文件,进程无法访问。", str(path))
-        real_unlink(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "unlink", open_in_excel)
+    open_in_excel(monkeypatch, drop(workspace, "甲村.xlsx", clean_return(street, "U01")))
     with Watcher(workspace, street) as w:
         assert wait_for(lambda: len(w.results) == 1)
         time.sleep(1.5)  # several intervals (0.2 s)
