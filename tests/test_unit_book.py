@@ -365,4 +365,4 @@ def test_a_book_someone_has_open_comes_back_from_a_writing_process_by_name():
 
     held = pickle.loads(pickle.dumps(OutputInUse([Path("/out/U01_甲村_审核结果.xlsx")])))
     assert isinstance(held, OutputInUse) and held.paths == [Path("/out/U01_甲村_审核结果.xlsx")]
-    assert str(held).startswith("“U01_甲村_审核结果.xlsx” 正被其他程序") and "请关闭后重新运行" in str(held)
+    assert str(held).startswith("“U01_甲村_审核结果.xlsx” 无法更新:正被其他程序") and "请关闭后重新运行" in str(held)

@@ -42,7 +42,8 @@ class OutputInUse(OSError):
 
 
 def in_use_message(names: list[str]) -> str:
-    return f"{'、'.join(f'“{name}”' for name in names)} 正被其他程序(如 Excel 或 WPS)打开,无法更新。请关闭后重新运行"
+    return (f"{'、'.join(f'“{name}”' for name in names)} 无法更新:正被其他程序(如 Excel 或 WPS)打开,"
+            "或没有改写它的权限。请关闭后重新运行")
 
 
 def replace_output(temp: Path, target: Path) -> None:
