@@ -46,14 +46,6 @@ def in_use_message(names: list[str]) -> str:
             "或没有改写它的权限。请关闭后重新运行")
 
 
-def replace_output(temp: Path, target: Path) -> None:
-    """os.replace, with a target someone has open said as such (OutputInUse)."""
-    try:
-        os.replace(temp, target)
-    except PermissionError as exc:
-        raise OutputInUse([target]) from exc
-
-
 def remove_output(path: Path) -> None:
     """Remove an output no longer wanted (OutputInUse if someone has it open)."""
     try:
@@ -75,7 +67,10 @@ def atomic_file(target: Path) -> Iterator[Path]:
         with open(temp, "rb+") as fh:
             os.fsync(fh.fileno())
         durable_write()
-        replace_output(temp, target)
+        try:
+            os.replace(temp, target)
+        except PermissionError as exc:  # open in Excel (Windows), or not ours to replace
+            raise OutputInUse([target]) from exc
         durable_write()
     finally:
         temp.unlink(missing_ok=True)
