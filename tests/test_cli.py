@@ -172,6 +172,37 @@ def test_a_disk_that_fills_while_filing_exits_2_and_keeps_the_inbox(tmp_path, st
 
 
 
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 259:1 / / rw,relatime - ext4 /dev/vda1 rw
+40 27 0:44 / /mnt/village\\040share rw,relatime - cifs //nas/share rw,vers=3.0
+41 40 259:2 / /mnt/village\\040share/local rw,relatime - ext4 /dev/vdb1 rw
+42 27 0:45 / /srv/nfs rw,relatime - nfs4 nas:/export rw
+"""
+
+
+@pytest.mark.parametrize("folder, kind", [
+    ("/srv/village-returns", None), ("/mnt/village share/街道", "cifs"), ("/mnt/village share", "cifs"),
+    ("/mnt/village share/local/街道", None), ("/srv/nfs/街道", "nfs4"), ("/srv/nfsx", None)])
+def test_the_filesystem_a_folder_is_on_is_told_by_its_deepest_mount(folder, kind):
+    from pathlib import PurePosixPath
+
+    from pipeline.store.disks import network_type_in
+
+    assert network_type_in(MOUNTINFO, PurePosixPath(folder)) == kind
+
+
+def test_a_history_on_a_network_drive_is_not_opened(tmp_path, street, monkeypatch):
+    """SQLite's write-ahead log is not safe over SMB or NFS: the run stops before touching the store."""
+    import pipeline.store.history as history
+
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
+    monkeypatch.setattr(history, "network_filesystem", lambda folder: "cifs")  # as on a mapped drive
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2 and "网络共享盘" in result.output and "cifs" in result.output, result.output
+    assert not (tmp_path / "history.sqlite").exists() and (tmp_path / "inbox" / "甲村.xlsx").is_file()
+
+
 @pytest.mark.parametrize("self_limited", [True, False])
 def test_reading_processes_that_cannot_start_stop_the_run_and_no_return_is_blamed(tmp_path, street, monkeypatch,
                                                                                   self_limited):

@@ -25,6 +25,7 @@ import orjson
 import pandas as pd
 
 from pipeline.faults import durable_write
+from pipeline.store.disks import network_filesystem
 from pipeline.findings import Finding, Severity
 
 # Each entry upgrades the store from version i to i + 1. Append; never edit a released one.
@@ -555,6 +556,11 @@ def _give_room_back(db: sqlite3.Connection) -> None:
 
 def _open(path: Path) -> sqlite3.Connection:
     """The store, set up and migrated; HistoryUnavailable (with what to do) when it cannot be."""
+    network = network_filesystem(path.parent)
+    if network is not None:
+        raise HistoryUnavailable(
+            f"历史库 {path} 在网络共享盘上({network}),SQLite 在网络盘上可能写坏数据,本次没有打开它。"
+            "请把工作目录放在运行本程序的这台电脑的磁盘上(各村居仍可通过共享文件夹往收件箱里放月报)")
     db = None
     try:
         db = sqlite3.connect(path, isolation_level=None, timeout=30)
