@@ -111,11 +111,14 @@ class _Worker:
         """Whether the process has started and answers (else every file would seem to kill it)."""
         try:
             self._write(pickle.dumps(READY))
-            deadline = time.monotonic() + START_SECONDS
-            head = self._read(HEADER.size, deadline)
-            return _load(self._read(HEADER.unpack(head)[0], deadline))[0] == "ready"
+            return _load(self._answer(time.monotonic() + START_SECONDS))[0] == "ready"
         except Exception:  # no answer in time, or a garbled one
             return False
+
+    def _answer(self, deadline: float) -> bytes:
+        """One framed answer, or TimeoutError / EOFError."""
+        head = self._read(HEADER.size, deadline)
+        return self._read(HEADER.unpack(head)[0], deadline)
 
     def _write(self, request: bytes) -> None:
         self.proc.stdin.write(HEADER.pack(len(request)) + request)
@@ -202,13 +205,14 @@ class _WatchedWorker(_Worker):
             pass
         self.answers.put(None)
 
-    def started(self) -> bool:
+    def _answer(self, deadline: float) -> bytes:
         try:
-            self._write(pickle.dumps(READY))
-            answer = self.answers.get(timeout=START_SECONDS)
-            return answer is not None and _load(answer)[0] == "ready"
-        except Exception:  # no answer in time, or a garbled one
-            return False
+            answer = self.answers.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError from None
+        if answer is None:
+            raise EOFError
+        return answer
 
     def ask(self, path: Path, limits: Limits) -> tuple[str, object, float | None]:
         deadline = time.monotonic() + limits.seconds
