@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
+import re
 import zipfile
 from copy import deepcopy
 from pathlib import Path
@@ -366,3 +368,178 @@ def test_a_book_someone_has_open_comes_back_from_a_writing_process_by_name():
     held = pickle.loads(pickle.dumps(OutputInUse([Path("/out/U01_甲村_审核结果.xlsx")])))
     assert isinstance(held, OutputInUse) and held.paths == [Path("/out/U01_甲村_审核结果.xlsx")]
     assert str(held).startswith("“U01_甲村_审核结果.xlsx” 无法更新:正被其他程序") and "请关闭后重新运行" in str(held)
+
+
+# ---- her book marked in its own XML parts ---------------------------------------------------
+def package_problems(path: Path) -> list[str]:
+    """What would make Excel offer to repair the book: parts without a type, links to missing parts,
+    worksheet elements out of the schema's order, style counts that lie, drawings sharing numbers,
+    more than one selected tab."""
+    from lxml import etree
+
+    from pipeline.write.book_xml import _SHEET_ORDER, CONTENT_TYPES, MAIN
+
+    problems = []
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        types = etree.fromstring(archive.read("[Content_Types].xml"))
+        overrides = {o.get("PartName").lstrip("/") for o in types.iter(f"{{{CONTENT_TYPES}}}Override")}
+        defaults = {d.get("Extension").lower() for d in types.iter(f"{{{CONTENT_TYPES}}}Default")}
+        problems += [f"no type: {n}" for n in names - {"[Content_Types].xml"}
+                     if n not in overrides and n.rsplit(".", 1)[-1].lower() not in defaults]
+        problems += [f"a type for no part: {n}" for n in overrides - names]
+        for rels in (n for n in names if n.endswith(".rels")):
+            folder = posixpath.dirname(posixpath.dirname(rels))
+            for rel in etree.fromstring(archive.read(rels)):
+                target = rel.get("Target")
+                part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+                if rel.get("TargetMode") != "External" and part not in names:
+                    problems.append(f"{rels} points at no part: {target}")
+        selected, drawings = 0, []
+        for name in names:
+            data = archive.read(name)
+            if name.endswith(".vml"):
+                drawings += re.findall(rb'idmap v:ext="edit" data="([^"]*)"', data)
+            if not name.startswith("xl/worksheets/sheet"):
+                continue
+            root = etree.fromstring(data)
+            order = [_SHEET_ORDER.index(etree.QName(c).localname) for c in root
+                     if etree.QName(c).namespace == MAIN]
+            if order != sorted(order):
+                problems.append(f"{name}: elements out of order")
+            selected += sum(v.get("tabSelected") in ("1", "true") for v in root.iter(f"{{{MAIN}}}sheetView"))
+        styles = etree.fromstring(archive.read("xl/styles.xml"))
+        problems += [f"styles: {e.tag} count" for e in styles
+                     if e.get("count") is not None and int(e.get("count")) != len(e)]
+    if selected != 1:
+        problems.append(f"{selected} tabs selected")
+    if len(drawings) != len(set(drawings)):
+        problems.append(f"drawings share numbers: {drawings}")
+    return problems
+
+
+def notes(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(sheet, cell) → (author, text) of every note of the unit's own sheets."""
+    book = openpyxl.load_workbook(path)
+    return {(ws.title, c.coordinate): (c.comment.author, c.comment.text) for ws in book.worksheets
+            if ws.title != LIST_SHEET for row in ws.iter_rows() for c in row if c.comment is not None}
+
+
+def fills(path: Path) -> dict[tuple[str, str], str]:
+    """(sheet, cell) → colour of every cell we filled."""
+    book = openpyxl.load_workbook(path)
+    return {(ws.title, c.coordinate): c.fill.fgColor.rgb for ws in book.worksheets if ws.title != LIST_SHEET
+            for row in ws.iter_rows() for c in row
+            if c.fill.fill_type == "solid" and c.fill.fgColor.rgb in {*FILLS.values(), ROW_MARK}}
+
+
+def only_her_own_book(monkeypatch) -> None:
+    """Fail the test if openpyxl is asked to clean or rebuild the book."""
+    from pipeline.write import unit_book
+
+    def refuse(*_):
+        raise AssertionError("openpyxl was used")
+    monkeypatch.setattr(unit_book, "cleaned_book", refuse)
+    monkeypatch.setattr(unit_book, "rebuilt_book", refuse)
+
+
+def test_a_plain_book_is_marked_in_her_own_parts_the_rest_kept_byte_for_byte(tmp_path, street, monkeypatch):
+    data = defective(street)
+    data.roster.at[0, "备注"] = "=cmd|' /C calc'!A0"  # text that looks like a formula: kept, marked as text
+    source = write_return(tmp_path / "甲村.xlsx", data)
+    found = [f for f in checked(source, street) if f.sheet == "育龄妇女"]
+    only_her_own_book(monkeypatch)
+    out = annotate(tmp_path, source, found)
+    assert package_problems(out) == []
+    assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}
+    remark = openpyxl.load_workbook(out)["育龄妇女"]["M3"]
+    assert remark.value == "=cmd|' /C calc'!A0" and remark.data_type == "s" and remark.quotePrefix
+    with zipfile.ZipFile(source) as hers, zipfile.ZipFile(out) as mine:
+        same = [n for n in hers.namelist() if hers.read(n) == mine.read(n)]
+        unselected = [n for n in hers.namelist() if n not in same
+                      and hers.read(n).replace(b' tabSelected="1"', b"") == mine.read(n)]
+    assert {"xl/sharedStrings.xml", "xl/theme/theme1.xml", "xl/worksheets/sheet4.xml"} <= set(same)
+    assert unselected == ["xl/worksheets/sheet1.xml"]  # her first sheet, no longer the one shown
+
+
+def test_her_book_and_openpyxls_cleaned_copy_are_marked_alike(tmp_path, street, monkeypatch):
+    from pipeline.write import unit_book
+
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    fast = annotate(tmp_path, source, found)
+    monkeypatch.setattr(unit_book, "her_own_book", lambda *_: None)
+    (tmp_path / "cleaned").mkdir()
+    cleaned = annotate(tmp_path / "cleaned", source, found)
+    assert package_problems(fast) == package_problems(cleaned) == []
+    assert values(fast) == values(cleaned) and fills(fast) == fills(cleaned) and notes(fast) == notes(cleaned)
+    mine, theirs = openpyxl.load_workbook(fast), openpyxl.load_workbook(cleaned)
+    assert links(mine) == links(theirs) and mine.sheetnames == theirs.sheetnames
+    assert list(mine[LIST_SHEET].values) == list(theirs[LIST_SHEET].values)
+
+
+def test_her_own_notes_stay_and_one_on_a_marked_cell_is_kept_under_ours(tmp_path, street, monkeypatch):
+    from openpyxl.comments import Comment
+
+    from pipeline.write.unit_book import HER_NOTE
+
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    cell = next(f.cell for f in found if f.code == "phone-invalid")
+    book = openpyxl.load_workbook(source)
+    book["流动人口"][cell].comment = Comment("这个号码是村主任给的", "李会计")
+    book["流动人口"]["A1"].comment = Comment("表头别动", "李会计")
+    book.save(source)
+    only_her_own_book(monkeypatch)
+    out = annotate(tmp_path, source, found)
+    assert package_problems(out) == []
+    got = notes(out)
+    assert got[("流动人口", "A1")] == ("李会计", "表头别动")
+    author, text = got[("流动人口", cell)]
+    assert author == AUTHOR and text.endswith(HER_NOTE + "这个号码是村主任给的") and "【错误】" in text
+
+
+def test_a_marked_cell_in_a_hidden_row_column_or_sheet_is_shown(tmp_path, street, monkeypatch):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    phone = next(f for f in found if f.code == "phone-invalid")
+    column = "".join(ch for ch in phone.cell if ch.isalpha())
+    book = openpyxl.load_workbook(source)
+    ws = book["流动人口"]
+    ws.sheet_state = "hidden"
+    ws.row_dimensions[phone.row].hidden = True
+    ws.row_dimensions[phone.row + 1].hidden = True  # no finding there: stays hidden
+    ws.column_dimensions[column].hidden = True
+    book.save(source)
+    only_her_own_book(monkeypatch)
+    out = openpyxl.load_workbook(annotate(tmp_path, source, found))
+    ws = out["流动人口"]
+    assert ws.sheet_state == "visible" and not ws.row_dimensions[phone.row].hidden
+    assert not ws.column_dimensions[column].hidden and ws.row_dimensions[phone.row + 1].hidden
+
+
+def test_a_finding_inside_merged_cells_marks_the_cell_that_shows_them(tmp_path, street, monkeypatch):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    book = openpyxl.load_workbook(source)
+    book["月报"].merge_cells("R4:S5")
+    book.save(source)
+    only_her_own_book(monkeypatch)
+    out = openpyxl.load_workbook(annotate(tmp_path, source, [finding("not-integer", sheet="月报", cell="S5", row=5)]))
+    assert out["月报"]["R4"].fill.fgColor.rgb == FILLS["error"] and out["月报"]["R4"].comment.author == AUTHOR
+    assert links(out) == [("月报", "S5")]
+
+
+def test_a_sheet_whose_cells_carry_no_references_goes_through_openpyxl(tmp_path, street):
+    """References on cells are optional in the file format; her book is then cleaned by openpyxl first."""
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    bare = tmp_path / "bare.xlsx"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(bare, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "xl/worksheets/sheet3.xml":
+                data = re.sub(rb'<c r="[A-Z]+\d+"', b"<c", data)
+            zout.writestr(info, data)
+    out = annotate(tmp_path, bare, found)
+    assert package_problems(out) == []
+    assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}

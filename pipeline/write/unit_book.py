@@ -1,18 +1,20 @@
 """The error workbook that goes back to one unit: her own return, annotated.
 
-When the archived return is an .xlsx/.xlsm, a copy of it is annotated with openpyxl, so
-her layout, formatting, column widths and formulas stay hers; any other format (.xls,
-.ods, an HTML "xls") is rebuilt cell for cell at the same positions from the values read
-at intake. Every offending cell is filled and commented, the rows with findings are
-tinted, and a first sheet 错误清单 says what to do and links to each cell. A finding with
-no single cell points at the nearest sensible one (the header row, the sheet's first
-cell), or is listed without a link when its sheet is missing. Only this unit's findings
-and data are in it.
+Her .xlsx is marked in a copy of its own XML parts (book_xml), so her layout, formatting,
+data validations and formulas stay hers, and a book takes ~20 ms rather than openpyxl's
+~150. A book that is not plain or safe as it is goes through openpyxl first (its unsafe
+formulas made values, macros and external links dropped, an earlier annotation removed);
+any other format (.xls, .ods, an HTML "xls") is rebuilt by openpyxl cell for cell at the
+same positions from the values read at intake. Every offending cell is filled and given a
+note, the rows with findings are tinted, and a first sheet 错误清单 says what to do and
+links to each cell. A finding with no single cell points at the nearest sensible one (the
+header row, the sheet's first cell), or is listed without a link when its sheet is
+missing. Only this unit's findings and data are in it.
 
 The book is safe to open: text that looks like a formula stays text (and is marked as
 text, so editing it in Excel does not make it one), formulas other than plain
 arithmetic over the book's own cells are replaced by their values, macros and external
-links are dropped. Sent back as it is, with its 错误清单 and comments, the corrected
+links are dropped. Sent back as it is, with its 错误清单 and notes, the corrected
 file reads exactly like the unit's own (the annotations cause no finding), and a later
 annotation of it first removes the earlier one.
 """
@@ -29,13 +31,12 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import openpyxl
-from openpyxl.cell.cell import Cell, MergedCell
+from openpyxl.cell.cell import Cell
 from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 from openpyxl.workbook import Workbook
-from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
 from pipeline.findings import Finding, sort_key
@@ -45,6 +46,7 @@ from pipeline.intake.safety import DAMAGED_ZIP, check_every_xml_prolog
 from pipeline.intake.sheets import match_sheets
 from pipeline.periods import label_zh
 from pipeline.text import normalise_label
+from pipeline.write.book_xml import CellStyle, NewSheet, Note, NotPlain, XmlBook, parse_ref
 from pipeline.write.safe import FORMULA_TRIGGERS, atomic_file, safe_text
 
 LIST_SHEET = "错误清单"
@@ -112,28 +114,70 @@ def write_unit_book(path: Path, unit_name: str, period: str, due: dt.date, findi
     """
     with atomic_file(path) as temp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # openpyxl's notes on unsupported extensions it drops
-        book = open_own(source, workbook)
-        remove_old_annotations(book)
-        cached = neutralise(book, workbook)
-        names = sheet_names(book, workbook)
-        placed = in_book_order(book, [(f, place_of(f, book, names)) for f in findings])
-        mark(book, placed, lang)
-        listing = book.create_sheet(free_title(LIST_SHEET, book), 0)
-        write_listing(listing, unit_name, period, due, placed, contact, lang)
-        show_first(book)
+        for attempt in (her_own_book, cleaned_book, rebuilt_book):
+            try:
+                book = attempt(source, workbook, temp)
+                if book is not None:
+                    annotate(book, findings, workbook, unit_name, period, due, contact, lang)
+                    break
+            except NotPlain:  # met only while marking, say a sheet whose cells have no references
+                if attempt is rebuilt_book:  # openpyxl's own book: never expected
+                    raise
         book.save(temp)
-        restore_cached_values(temp, book, cached)
 
 
-# ---- her workbook, opened or rebuilt ----------------------------------------------------
-def open_own(source: Path | None, raw: RawWorkbook | None) -> Workbook:
-    """Her .xlsx/.xlsm as openpyxl opens it (formulas as formulas); else a rebuild of her values."""
-    if source is not None and annotatable(source):
-        try:
-            return openpyxl.load_workbook(source, keep_vba=False, keep_links=False, rich_text=True)
-        except Exception:  # a file calamine reads but openpyxl does not: rebuild it instead
-            pass
-    return rebuild(raw)
+def annotate(book: XmlBook, findings: list[Finding], raw: RawWorkbook | None, unit_name: str, period: str,
+             due: dt.date, contact: str, lang: str) -> None:
+    """Mark each finding where it is and put the 错误清单 first."""
+    names = sheet_names(book, raw)
+    placed = in_book_order(book, [(f, place_of(f, book, names)) for f in findings])
+    mark(book, placed, lang)
+    book.add_first_sheet(listing(free_title(LIST_SHEET, book.titles), unit_name, period, due, placed,
+                                 contact, lang))
+
+
+# ---- her workbook: as it is, cleaned by openpyxl, or rebuilt ----------------------------------
+def her_own_book(source: Path | None, raw: RawWorkbook | None, scratch: Path) -> XmlBook | None:
+    """Her .xlsx as she sent it, when it is plain and safe as it is (most are)."""
+    if source is None or not annotatable(source):
+        return None
+    book = XmlBook.open(source)
+    if not safe_as_it_is(book):
+        return None
+    book.quote_text(FORMULA_TRIGGERS)
+    return book
+
+
+def cleaned_book(source: Path | None, raw: RawWorkbook | None, scratch: Path) -> XmlBook | None:
+    """Her .xlsx/.xlsm made safe by openpyxl (formulas as formulas where they are safe), saved in `scratch`."""
+    if source is None or not annotatable(source):
+        return None
+    try:
+        made = openpyxl.load_workbook(source, keep_vba=False, keep_links=False, rich_text=True)
+    except Exception:  # a file calamine reads but openpyxl does not: rebuilt instead
+        return None
+    return _saved_plain(made, raw, scratch)
+
+
+def rebuilt_book(source: Path | None, raw: RawWorkbook | None, scratch: Path) -> XmlBook:
+    """Her sheets rebuilt from the values read at intake, saved in `scratch`."""
+    return _saved_plain(rebuild(raw), raw, scratch)
+
+
+def _saved_plain(made: Workbook, raw: RawWorkbook | None, scratch: Path) -> XmlBook:
+    remove_old_annotations(made)
+    cached = neutralise(made, raw)
+    made.save(scratch)
+    restore_cached_values(scratch, made, cached)
+    return XmlBook.open(scratch)
+
+
+def safe_as_it_is(book: XmlBook) -> bool:
+    """Nothing to make safe or to take away: plain formulas and names, and no earlier annotation."""
+    return (all(text is not None and safe_formula("=" + text) for text in book.formulas())
+            and all(safe_formula("=" + text) for text in book.defined_names())
+            and not any(title.startswith(LIST_SHEET) for title in book.titles)
+            and AUTHOR not in book.note_authors() and not OUR_FILLS & book.fill_colours())
 
 
 def annotatable(source: Path) -> bool:
@@ -159,7 +203,7 @@ def rebuild(raw: RawWorkbook | None) -> Workbook:
     book = Workbook()
     book.remove(book.active)
     for sheet in raw.sheets if raw else []:
-        ws = book.create_sheet(free_title(sheet.name, book))
+        ws = book.create_sheet(free_title(sheet.name, book.sheetnames))
         for r, row in enumerate(sheet.grid, start=sheet.top + 1):
             for c, value in enumerate(row, start=sheet.left + 1):
                 if value is not None and value != "":
@@ -178,10 +222,10 @@ def _fit_columns(ws: Worksheet) -> None:
         ws.column_dimensions[get_column_letter(column)].width = min(max(width + 2, 8), 40)
 
 
-def free_title(name: str, book: Workbook) -> str:
-    """A valid sheet title not yet in the book, from a name that may come from her file."""
+def free_title(name: str, titles: list[str]) -> str:
+    """A valid sheet title not yet among `titles`, from a name that may come from her file."""
     title = _valid_title(name)
-    taken = {t.lower() for t in book.sheetnames}
+    taken = {t.lower() for t in titles}
     base, n = title, 1
     while title.lower() in taken:
         n += 1
@@ -338,9 +382,9 @@ def _colour(fill: PatternFill) -> str:
 
 
 # ---- where each finding goes --------------------------------------------------------------
-def sheet_names(book: Workbook, raw: RawWorkbook | None) -> dict[str, str]:
+def sheet_names(book: XmlBook, raw: RawWorkbook | None) -> dict[str, str]:
     """Any name a finding may use for a sheet (hers, the form's, an alias) → the book's title."""
-    titles = {normalise_label(ws.title): ws.title for ws in book.worksheets}
+    titles = {normalise_label(title): title for title in book.titles}
     if raw is None:
         return titles
     form = load_form()
@@ -352,22 +396,22 @@ def sheet_names(book: Workbook, raw: RawWorkbook | None) -> dict[str, str]:
     return titles
 
 
-def place_of(f: Finding, book: Workbook, names: dict[str, str]) -> Place:
+def place_of(f: Finding, book: XmlBook, names: dict[str, str]) -> Place:
     """The cell that shows a finding: its own, else its row's first cell, else the sheet's first."""
     title = names.get(normalise_label(f.sheet)) if f.sheet else None
     if title is None:
         return Place(None, None, "nowhere")
-    ws = book[title]
     if _A1.match(f.cell or ""):
         return Place(title, f.cell.replace("$", ""), "cell")
+    first_row, first_column, _, _ = book.bounds(title)
     if f.row:
-        return Place(title, f"{get_column_letter(ws.min_column)}{f.row}", "row")
-    return Place(title, f"{get_column_letter(ws.min_column)}{ws.min_row}", "sheet")
+        return Place(title, f"{get_column_letter(first_column)}{f.row}", "row")
+    return Place(title, f"{get_column_letter(first_column)}{first_row}", "sheet")
 
 
-def in_book_order(book: Workbook, placed: list[tuple[Finding, Place]]) -> list[tuple[Finding, Place]]:
+def in_book_order(book: XmlBook, placed: list[tuple[Finding, Place]]) -> list[tuple[Finding, Place]]:
     """Errors first; then as she reads her book: sheet by sheet, row by row, left to right."""
-    order = {title: i for i, title in enumerate(book.sheetnames)}
+    order = {title: i for i, title in enumerate(book.titles)}
 
     def key(item: tuple[Finding, Place]) -> tuple:
         f, p = item
@@ -376,43 +420,29 @@ def in_book_order(book: Workbook, placed: list[tuple[Finding, Place]]) -> list[t
     return sorted(placed, key=key)
 
 
-def mark(book: Workbook, placed: list[tuple[Finding, Place]], lang: str) -> None:
-    """Fill and comment each cell with findings; tint the rest of its row; unhide what hides it."""
+def mark(book: XmlBook, placed: list[tuple[Finding, Place]], lang: str) -> None:
+    """Fill and note each cell with findings (shown if hidden); tint the rest of its row."""
     at: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for f, p in placed:
         if p.sheet is not None:
             at[(p.sheet, p.cell)].append(f)
     marked: dict[str, set[tuple[int, int]]] = defaultdict(set)
     for (title, ref), found in at.items():
-        ws = book[title]
-        cell = _writable(ws, ref)
+        row, column = book.anchor(title, *parse_ref(ref))
         worst = min(found, key=lambda f: f.severity.rank).severity.value
-        cell.fill = PatternFill("solid", fgColor=FILLS[worst])
-        cell.comment = _comment(found, cell.comment, lang)
-        marked[title].add((cell.row, cell.column))
-        _unhide(ws, cell)
+        book.mark(title, row, column, FILLS[worst], _note(found, book.note(title, row, column), lang))
+        marked[title].add((row, column))
     for title, cells in marked.items():
-        _tint_rows(book[title], cells)
+        book.tint_rows(title, cells, ROW_MARK, MAX_MARK_COLUMNS)
 
 
-def _writable(ws: Worksheet, ref: str) -> Cell:
-    """The cell at `ref`, or the top-left cell of the merged range that covers it."""
-    cell = ws[ref]
-    if isinstance(cell, MergedCell):
-        merged = next(m for m in ws.merged_cells.ranges if ref in m)
-        cell = ws.cell(merged.min_row, merged.min_col)
-    return cell
-
-
-def _comment(found: list[Finding], hers: Comment | None, lang: str) -> Comment:
+def _note(found: list[Finding], hers: Note | None, lang: str) -> Note:
     lines = [_line(f, lang) for f in found]
     text = "\n".join(lines)
     if hers is not None and hers.author != AUTHOR:
         text += HER_NOTE + hers.text
-    comment = Comment(safe_text(text)[:30000], AUTHOR)
-    comment.width = 320
-    comment.height = min(60 + 18 * sum(1 + len(x) // 24 for x in lines), 400)
-    return comment
+    height = min(60 + 18 * sum(1 + len(x) // 24 for x in lines), 400)
+    return Note(AUTHOR, safe_text(text)[:30000], (320, height))
 
 
 def _line(f: Finding, lang: str) -> str:
@@ -421,92 +451,50 @@ def _line(f: Finding, lang: str) -> str:
     return f"【{f.severity.zh}】{f.message}"
 
 
-def _unhide(ws: Worksheet, cell: Cell) -> None:
-    """A marked cell in a hidden row, column or sheet is shown."""
-    ws.sheet_state = "visible"
-    ws.row_dimensions[cell.row].hidden = False
-    ws.column_dimensions[cell.column_letter].hidden = False
-
-
-def _tint_rows(ws: Worksheet, cells: set[tuple[int, int]]) -> None:
-    """The used cells of each marked row that have no fill of their own get a light tint."""
-    last = min(ws.max_column, ws.min_column + MAX_MARK_COLUMNS - 1)
-    tint = PatternFill("solid", fgColor=ROW_MARK)
-    for row in {r for r, _ in cells}:
-        for column in range(ws.min_column, last + 1):
-            if (row, column) in cells:
-                continue
-            cell = ws.cell(row, column)
-            if not isinstance(cell, MergedCell) and cell.fill.fill_type is None:
-                cell.fill = tint
-
-
 # ---- the first sheet: what to do, and every finding with a link ---------------------------
-def write_listing(ws: Worksheet, unit_name: str, period: str, due: dt.date,
-                  placed: list[tuple[Finding, Place]], contact: str, lang: str) -> None:
+def listing(title: str, unit_name: str, period: str, due: dt.date, placed: list[tuple[Finding, Place]],
+            contact: str, lang: str) -> NewSheet:
     """错误清单: a short header (what to do, the deadline, whom to ask), then one row per finding."""
     words = WORDS.get(lang, WORDS["zh"])
     errors = sum(f.blocks for f, _ in placed)
     when = label_zh(period) if lang == "zh" else period
     due_text = f"{due.year}年{due.month}月{due.day}日" if lang == "zh" else due.isoformat()
-    head = [(words["title"].format(unit=unit_name, period=when), {"bold": True, "size": 14}),
-            (words["todo"] if errors else words["todo_warnings"], {"bold": True, "color": "C00000"}),
-            (words["counts"].format(errors=errors, others=len(placed) - errors, due=due_text) + contact, {}),
-            (words["how"], {"color": "595959"})]
-    for c, width in enumerate(WIDTHS, start=1):
-        ws.column_dimensions[get_column_letter(c)].width = width
-    for r, (text, font) in enumerate(head, start=1):
-        _line_across(ws, r, text, _font(ws, **font))
+    head = [(words["title"].format(unit=unit_name, period=when), CellStyle(bold=True, size=14, wrap=True)),
+            (words["todo"] if errors else words["todo_warnings"], CellStyle(bold=True, color="C00000", wrap=True)),
+            (words["counts"].format(errors=errors, others=len(placed) - errors, due=due_text) + contact,
+             CellStyle(wrap=True)),
+            (words["how"], CellStyle(color="595959", wrap=True))]
+    last = get_column_letter(len(WIDTHS))
     top = len(head) + 2
-    _listing_table(ws, top, placed, words, lang)
-    ws.freeze_panes = ws.cell(top + 1, 1)
-    ws.auto_filter.ref = f"A{top}:{get_column_letter(len(WIDTHS))}{top + max(len(placed), 1)}"
-    ws.print_title_rows = f"{top}:{top}"
-    fit_to_page_width(ws)
-    ws.sheet_properties.tabColor = "C00000"
-
-
-def _line_across(ws: Worksheet, row: int, text: str, font: Font) -> None:
-    """A header line over the listing's full width, wrapped, its row as tall as the text needs."""
-    set_value(ws.cell(row, 1), text)
-    ws.cell(row, 1).font = font
-    ws.cell(row, 1).alignment = Alignment(wrap_text=True, vertical="top")
-    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=len(WIDTHS))
-    ws.row_dimensions[row].height = _lines(text, sum(WIDTHS)) * (font.sz or 11) * 1.45
-
-
-def _listing_table(ws: Worksheet, top: int, placed: list[tuple[Finding, Place]], words: dict,
-                   lang: str) -> None:
-    wrap = Alignment(wrap_text=True, vertical="top")
+    sheet = NewSheet(title, WIDTHS, frozen_rows=top, print_title_row=top, tab_color="C00000",
+                     filter_ref=f"A{top}:{last}{top + max(len(placed), 1)}")
+    for r, (text, style) in enumerate(head, start=1):  # each line across the listing's width
+        sheet.cells[(r, 1)] = (text, style)
+        sheet.merged.append(f"A{r}:{last}{r}")
+        sheet.heights[r] = _lines(text, sum(WIDTHS)) * (style.size or 11) * 1.45
     for c, name in enumerate(words["headers"], start=1):
-        set_value(ws.cell(top, c), name)
-        ws.cell(top, c).font = _font(ws, bold=True)
-        ws.cell(top, c).fill = PatternFill("solid", fgColor="FFDDEBF7")
+        sheet.cells[(top, c)] = (name, CellStyle(bold=True, fill="FFDDEBF7"))
+    wrap = CellStyle(wrap=True)
     for n, (f, p) in enumerate(placed, start=1):
         r = top + n
         severity = f.severity.zh if lang == "zh" else SEVERITY_EN[f.severity.value]
         message = f.message_en or f.message if lang == "en" else f.message
         row = [n, severity, p.sheet or f.sheet or "—", _where(f, p, words), f.field, f.value, f.expected, message]
         for c, value in enumerate(row, start=1):
-            set_value(ws.cell(r, c), value)
-            ws.cell(r, c).alignment = wrap
-        ws.cell(r, 2).fill = PatternFill("solid", fgColor=FILLS[f.severity.value])
-        if p.sheet is not None:
-            _link(ws.cell(r, 4), p)
-        ws.row_dimensions[r].height = max(_lines(str(v or ""), w) for v, w in zip(row, WIDTHS)) * 16
+            if value not in ("", None):
+                sheet.cells[(r, c)] = (value, wrap)
+        sheet.cells[(r, 2)] = (severity, CellStyle(wrap=True, fill=FILLS[f.severity.value]))
+        if p.sheet is not None:  # a link inside the book that jumps to the finding's cell
+            sheet.cells[(r, 4)] = (row[3], CellStyle(wrap=True, color="0563C1", underline=True))
+            sheet.links[f"D{r}"] = "'" + p.sheet.replace("'", "''") + "'!" + p.cell
+        sheet.heights[r] = max(_lines(str(v or ""), w) for v, w in zip(row, WIDTHS)) * 16
+    return sheet
 
 
 def _lines(text: str, width: float) -> int:
     """How many lines a wrapped text takes in a column `width` characters wide (CJK count double)."""
     size = sum(2 if ord(ch) > 255 else 1 for ch in text)
     return max(1, -(-size // max(int(width) - 1, 1)))
-
-
-def _font(ws: Worksheet, **style: object) -> Font:
-    """The book's own default font (hers, when it is her book), with some changes."""
-    base = ws.parent._fonts[0]  # the Normal style's font
-    return Font(name=base.name, size=style.pop("size", base.sz), family=base.family, charset=base.charset,
-                scheme=base.scheme, **style)
 
 
 def fit_to_page_width(ws: Worksheet) -> None:
@@ -524,17 +512,3 @@ def _where(f: Finding, p: Place, words: dict) -> str:
     if p.kind == "row":
         return words["row"].format(row=f.row)
     return words["sheet"] if p.kind == "sheet" else words["nowhere"]
-
-
-def _link(cell: Cell, p: Place) -> None:
-    """A link inside the book that jumps to the finding's cell."""
-    sheet = p.sheet.replace("'", "''")
-    cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{sheet}'!{p.cell}", display=str(cell.value))
-    cell.font = _font(cell.parent, color="0563C1", underline="single")
-
-
-def show_first(book: Workbook) -> None:
-    """The book opens on 错误清单, with only that tab selected."""
-    book.active = 0
-    for i, ws in enumerate(book.worksheets):
-        ws.sheet_view.tabSelected = i == 0
