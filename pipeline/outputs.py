@@ -18,14 +18,13 @@ from typing import Callable, ContextManager
 
 from pipeline.findings import Finding
 from pipeline.forms import load_form
-from pipeline.intake.sandbox import ReaderPool
 from pipeline.period import PeriodState, fingerprint, load_period
 from pipeline.registry import Registry
 from pipeline.resources import build_digest
 from pipeline.store.history import History
 from pipeline.store.ledger import safe_name
 from pipeline.workspace import Workspace
-from pipeline.write.book_writers import write_in_parallel
+from pipeline.write.book_writers import ArchivedValues, close_archive_reader, write_in_parallel
 from pipeline.write.report import write_findings_csv, write_report_json
 from pipeline.write.privacy import for_street
 from pipeline.write.safe import OutputInUse, atomic_file, remove_output
@@ -101,8 +100,9 @@ def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None
     """One annotated workbook per return with findings (superseded ones kept: they were sent back).
 
     A book already there is annotated again only when its digest (the return, its findings,
-    due date, wording) has changed. Annotating takes openpyxl 0.1–1 s a book, after reading
-    has ended and one core would idle: with several books, `workers` processes write them.
+    due date, wording) has changed. A book takes 20 ms–1 s (more when openpyxl has to clean
+    or rebuild it), after reading has ended and one core would idle: with several books,
+    `workers` processes write them.
     """
     stamps_path = folder.parent / BOOKS_STAMP
     written = _read_stamps(stamps_path)
@@ -123,18 +123,19 @@ def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None
         if written.get(path.name) != stamps[path.name] or not path.is_file():
             books.append((path, unit.name, due, findings, Path(r.archived_as)))
     in_use: list[Path] = []  # books someone has open: the others are written, these next run
-    if books:
-        with ReaderPool(1) as reader:  # the archived files are read as warily as at intake
-            calls = (((path, name, state.period, due, findings, reader.read(source).workbook, contact),
-                      {"source": source, "lang": lang}) for path, name, due, findings, source in books)
-            if workers > 1 and len(books) >= BOOKS_IN_PARALLEL_FROM:
-                in_use += write_in_parallel(calls, workers)
-            else:
-                for args, kwargs in calls:
-                    try:
-                        write_unit_book(*args, **kwargs)
-                    except OutputInUse as exc:
-                        in_use += exc.paths
+    calls = [((path, name, state.period, due, findings, ArchivedValues(source), contact),
+              {"source": source, "lang": lang}) for path, name, due, findings, source in books]
+    if workers > 1 and len(books) >= BOOKS_IN_PARALLEL_FROM:
+        in_use += write_in_parallel(calls, workers)
+    else:
+        try:
+            for args, kwargs in calls:
+                try:
+                    write_unit_book(*args, **kwargs)
+                except OutputInUse as exc:
+                    in_use += exc.paths
+        finally:
+            close_archive_reader()
     for path in in_use:  # the old book is still there: stamped as it was, so the next run writes it
         stamps[path.name] = written.get(path.name, "")
     for old in folder.glob("*.xlsx") if folder.exists() else []:

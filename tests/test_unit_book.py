@@ -543,3 +543,39 @@ def test_a_sheet_whose_cells_carry_no_references_goes_through_openpyxl(tmp_path,
     out = annotate(tmp_path, bare, found)
     assert package_problems(out) == []
     assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}
+
+
+def test_her_values_are_read_only_when_her_book_needs_them(tmp_path, street):
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    asked = []
+
+    def values():
+        asked.append(1)
+        return read_workbook(source)
+    write_unit_book(tmp_path / "a.xlsx", "甲村", PERIOD, DUE, found, values, CONTACT, source=source)
+    assert asked == []  # marked in her own parts, every finding naming her sheets as she does
+    book = openpyxl.load_workbook(source)
+    book["封面"].title = "封面页"  # the cover's findings say 封面, the form's name
+    book.save(source)
+    found = checked(source, street, period="2026-09")
+    assert "封面" in {f.sheet for f in found}
+    write_unit_book(tmp_path / "b.xlsx", "甲村", PERIOD, DUE, found, values, CONTACT, source=source)
+    assert asked == [1]
+    assert ("封面页", next(f.cell for f in found if f.sheet == "封面")) in marked_cells(openpyxl.load_workbook(
+        tmp_path / "b.xlsx"))
+
+
+def test_a_writing_process_reads_the_values_a_rebuilt_book_needs(tmp_path, street):
+    """A return in another format is rebuilt from its values: read in the writing process, warily."""
+    from test_intake_builders import return_grids, write_ods
+
+    from pipeline.write.book_writers import ArchivedValues, write_in_parallel
+
+    source = write_ods(tmp_path / "甲村.ods", return_grids(defective(street)))
+    found = checked(source, street)
+    calls = [((tmp_path / f"审核结果{i}.xlsx", "甲村", PERIOD, DUE, found, ArchivedValues(source), CONTACT),
+              {"source": source}) for i in range(4)]
+    assert write_in_parallel(calls, 2) == []
+    for (path, *_), _ in calls:
+        assert marked_cells(openpyxl.load_workbook(path)) == {(f.sheet, f.cell) for f in found if f.cell}

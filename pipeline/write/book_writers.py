@@ -1,7 +1,7 @@
 """Unit workbooks annotated by several processes at once.
 
-openpyxl takes 0.1–1 s to open, annotate and save one unit's return, and unit workbooks
-are written after reading has ended, when one core would idle. Each writing process is
+A unit's return takes 20 ms–1 s to annotate (openpyxl's cleaning or rebuilding the most),
+and unit workbooks are written after reading has ended, when one core would idle. Each writing process is
 started afresh (`python -c`, like the reading processes), never forked from the run's
 large process and never re-importing the caller's script; it is sent one pickled
 write_unit_book call at a time and answers with "" or what went wrong.
@@ -9,24 +9,52 @@ write_unit_book call at a time and answers with "" or what went wrong.
 
 from __future__ import annotations
 
+import os
 import pickle
 import queue
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.intake.sandbox import fresh_process_env
+from pipeline.intake.read import RawWorkbook
+from pipeline.intake.sandbox import ReaderPool, fresh_process_env
 from pipeline.intake.worker import channels, receive, write_frame
 from pipeline.write.safe import OutputInUse
 
 _START = "from pipeline.write.book_writers import serve; serve()"
 # openpyxl with the C XML parser, not defusedxml's pure-Python one (load 72 -> 56 ms a book):
-# a book opens only parts that unit_book.annotatable has just found free of any DTD. (An
-# OPENPYXL_DEFUSEDXML the machine sets itself is kept.)
-_WRITER_ENV = {"OPENPYXL_DEFUSEDXML": "False"}
+# a book opens only parts that unit_book.annotatable has just found free of any DTD. Set in
+# the writing process only while it imports openpyxl, so the reading processes it may start
+# keep the guard. (An OPENPYXL_DEFUSEDXML the machine sets itself is kept.)
+_DEFUSED = "OPENPYXL_DEFUSEDXML"
 _STOP = None
+_reader: ReaderPool | None = None  # this process's, for ArchivedValues
+
+
+@dataclass(frozen=True)
+class ArchivedValues:
+    """An archived return's values, read as warily as at intake, and only if her book needs them
+    (most are marked in their own parts without: ~16 ms a book not spent). Picklable, so a
+    writing process reads them itself, by a reading process it starts on first need."""
+
+    source: Path
+
+    def __call__(self) -> RawWorkbook | None:
+        global _reader
+        if _reader is None:
+            _reader = ReaderPool(1)
+        return _reader.read(self.source).workbook
+
+
+def close_archive_reader() -> None:
+    """End the reading process ArchivedValues started in this process, if it did."""
+    global _reader
+    if _reader is not None:
+        _reader.close()
+        _reader = None
 
 
 class BookWriteFailed(RuntimeError):
@@ -36,8 +64,7 @@ class BookWriteFailed(RuntimeError):
 def write_in_parallel(calls: Iterable[tuple[tuple, dict]], processes: int) -> list[Path]:
     """Run write_unit_book(*args, **kwargs) for each call on `processes` processes; raise if one failed.
 
-    `calls` is consumed as the processes take work, so whatever makes each call (reading the
-    archived return) runs meanwhile here. Returns the books not written because someone has
+    `calls` is consumed as the processes take work. Returns the books not written because someone has
     them open (OutputInUse): the others are.
     """
     work: queue.Queue = queue.Queue(maxsize=2 * processes)
@@ -63,7 +90,7 @@ def _feed(work: queue.Queue, failures: list[str], in_use: list[Path]) -> None:
     """One writing process, fed calls from `work` until told to stop (and drained even if it cannot start)."""
     try:
         proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=_WRITER_ENV | fresh_process_env())
+                                stderr=subprocess.DEVNULL, env=fresh_process_env())
     except OSError as exc:
         proc = None
         failures.append(f"无法启动写出工作簿的进程({exc})")
@@ -97,16 +124,24 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def serve() -> None:
     """In a writing process: write each book asked for, answer "", a book someone has open, or the error's text."""
-    from pipeline.write.unit_book import write_unit_book
+    ours = _DEFUSED not in os.environ
+    if ours:
+        os.environ[_DEFUSED] = "False"
+    from pipeline.write.unit_book import write_unit_book  # openpyxl reads the setting as it is imported
+    if ours:
+        del os.environ[_DEFUSED]
 
     requests, answers = channels()  # (nothing printed may garble the answers)
-    while (call := receive(requests)) is not None:
-        args, kwargs = call
-        try:
-            write_unit_book(*args, **kwargs)
-            answer: object = ""
-        except OutputInUse as exc:  # the run goes on with the other books, and says which were not written
-            answer = exc
-        except Exception as exc:  # said to the run, which fails as it would have writing the book itself
-            answer = f"{type(exc).__name__}: {exc}"
-        write_frame(answers, pickle.dumps(answer))
+    try:
+        while (call := receive(requests)) is not None:
+            args, kwargs = call
+            try:
+                write_unit_book(*args, **kwargs)
+                answer: object = ""
+            except OutputInUse as exc:  # the run goes on with the other books, and says which were not written
+                answer = exc
+            except Exception as exc:  # said to the run, which fails as it would have writing the book itself
+                answer = f"{type(exc).__name__}: {exc}"
+            write_frame(answers, pickle.dumps(answer))
+    finally:
+        close_archive_reader()

@@ -22,12 +22,14 @@ annotation of it first removes the earlier one.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import warnings
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from xml.sax.saxutils import escape
 
 import openpyxl
@@ -105,20 +107,22 @@ class Place:
 
 
 def write_unit_book(path: Path, unit_name: str, period: str, due: dt.date, findings: list[Finding],
-                    workbook: RawWorkbook | None, contact: str, source: Path | None = None,
-                    lang: str = "zh") -> None:
+                    workbook: RawWorkbook | Callable[[], RawWorkbook | None] | None, contact: str,
+                    source: Path | None = None, lang: str = "zh") -> None:
     """Write the annotated return of one unit (its findings only) to `path`, atomically.
 
     `source` is the unit's archived file (annotated in a copy when it is an .xlsx/.xlsm);
-    `workbook` its values as read at intake (the rebuild for other formats, cached values).
+    `workbook` its values as read at intake (the rebuild for other formats, cached values),
+    or what reads them: they are then read only if the book needs them.
     """
+    values = functools.cache(workbook if callable(workbook) else lambda: workbook)
     with atomic_file(path) as temp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # openpyxl's notes on unsupported extensions it drops
         for attempt in (her_own_book, cleaned_book, rebuilt_book):
             try:
-                book = attempt(source, workbook, temp)
+                book = attempt(source, values, temp)
                 if book is not None:
-                    annotate(book, findings, workbook, unit_name, period, due, contact, lang)
+                    annotate(book, findings, values, unit_name, period, due, contact, lang)
                     break
             except NotPlain:  # met only while marking, say a sheet whose cells have no references
                 if attempt is rebuilt_book:  # openpyxl's own book: never expected
@@ -126,10 +130,13 @@ def write_unit_book(path: Path, unit_name: str, period: str, due: dt.date, findi
         book.save(temp)
 
 
-def annotate(book: XmlBook, findings: list[Finding], raw: RawWorkbook | None, unit_name: str, period: str,
+Values = Callable[[], RawWorkbook | None]  # her return's values as read at intake, read when first asked
+
+
+def annotate(book: XmlBook, findings: list[Finding], values: Values, unit_name: str, period: str,
              due: dt.date, contact: str, lang: str) -> None:
     """Mark each finding where it is and put the 错误清单 first."""
-    names = sheet_names(book, raw)
+    names = sheet_names(book, values, findings)
     placed = in_book_order(book, [(f, place_of(f, book, names)) for f in findings])
     mark(book, placed, lang)
     book.add_first_sheet(listing(free_title(LIST_SHEET, book.titles), unit_name, period, due, placed,
@@ -137,7 +144,7 @@ def annotate(book: XmlBook, findings: list[Finding], raw: RawWorkbook | None, un
 
 
 # ---- her workbook: as it is, cleaned by openpyxl, or rebuilt ----------------------------------
-def her_own_book(source: Path | None, raw: RawWorkbook | None, scratch: Path) -> XmlBook | None:
+def her_own_book(source: Path | None, values: Values, scratch: Path) -> XmlBook | None:
     """Her .xlsx as she sent it, when it is plain and safe as it is (most are)."""
     if source is None or not annotatable(source):
         return None
@@ -148,7 +155,7 @@ def her_own_book(source: Path | None, raw: RawWorkbook | None, scratch: Path) ->
     return book
 
 
-def cleaned_book(source: Path | None, raw: RawWorkbook | None, scratch: Path) -> XmlBook | None:
+def cleaned_book(source: Path | None, values: Values, scratch: Path) -> XmlBook | None:
     """Her .xlsx/.xlsm made safe by openpyxl (formulas as formulas where they are safe), saved in `scratch`."""
     if source is None or not annotatable(source):
         return None
@@ -156,12 +163,12 @@ def cleaned_book(source: Path | None, raw: RawWorkbook | None, scratch: Path) ->
         made = openpyxl.load_workbook(source, keep_vba=False, keep_links=False, rich_text=True)
     except Exception:  # a file calamine reads but openpyxl does not: rebuilt instead
         return None
-    return _saved_plain(made, raw, scratch)
+    return _saved_plain(made, values(), scratch)
 
 
-def rebuilt_book(source: Path | None, raw: RawWorkbook | None, scratch: Path) -> XmlBook:
+def rebuilt_book(source: Path | None, values: Values, scratch: Path) -> XmlBook:
     """Her sheets rebuilt from the values read at intake, saved in `scratch`."""
-    return _saved_plain(rebuild(raw), raw, scratch)
+    return _saved_plain(rebuild(values()), values(), scratch)
 
 
 def _saved_plain(made: Workbook, raw: RawWorkbook | None, scratch: Path) -> XmlBook:
@@ -382,9 +389,14 @@ def _colour(fill: PatternFill) -> str:
 
 
 # ---- where each finding goes --------------------------------------------------------------
-def sheet_names(book: XmlBook, raw: RawWorkbook | None) -> dict[str, str]:
-    """Any name a finding may use for a sheet (hers, the form's, an alias) → the book's title."""
+def sheet_names(book: XmlBook, values: Values, findings: list[Finding]) -> dict[str, str]:
+    """Any name the findings use for a sheet (hers, the form's, an alias) → the book's title.
+
+    Her values are read only when a finding names a sheet otherwise than she does."""
     titles = {normalise_label(title): title for title in book.titles}
+    if all(normalise_label(f.sheet) in titles for f in findings if f.sheet):
+        return titles
+    raw = values()
     if raw is None:
         return titles
     form = load_form()
