@@ -579,3 +579,35 @@ def test_a_writing_process_reads_the_values_a_rebuilt_book_needs(tmp_path, stree
     assert write_in_parallel(calls, 2) == []
     for (path, *_), _ in calls:
         assert marked_cells(openpyxl.load_workbook(path)) == {(f.sheet, f.cell) for f in found if f.cell}
+
+
+@pytest.mark.parametrize("oddity", ["a part of a kind it does not know", "a link out of the file"])
+def test_a_book_it_does_not_take_as_it_is_is_cleaned_by_openpyxl_first(tmp_path, street, oddity):
+    from pipeline.write.book_xml import NotPlain, XmlBook
+
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    if oddity == "a link out of the file":
+        book = openpyxl.load_workbook(source)
+        book["封面"]["D1"].hyperlink = "http://example.com/x"
+        book.save(source)
+    else:
+        def add_part(name: str, data: bytes) -> bytes:
+            if name == "[Content_Types].xml":
+                return data.replace(b"</Types>", b'<Override PartName="/xl/custom/item1.bin" '
+                                                 b'ContentType="application/x-something"/></Types>')
+            return data
+        odd = tmp_path / "odd.xlsx"
+        with zipfile.ZipFile(source) as zin, zipfile.ZipFile(odd, "w", zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                zout.writestr(info, add_part(info.filename, zin.read(info)))
+            zout.writestr("xl/custom/item1.bin", b"\x00\x01")
+        source = odd
+    with pytest.raises(NotPlain):
+        XmlBook.open(source)
+    out = annotate(tmp_path, source, found)
+    assert package_problems(out) == []
+    assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}
+    with zipfile.ZipFile(out) as archive:
+        assert "xl/custom/item1.bin" not in archive.namelist()
+        assert not [n for n in archive.namelist() if n.endswith(".rels") and b"External" in archive.read(n)]

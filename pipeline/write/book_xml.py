@@ -152,6 +152,8 @@ class XmlBook:
         if self.workbook_part is None or self._type_of(self.workbook_part) != WORKBOOK_TYPE:
             raise NotPlain("not an .xlsx workbook")
         self.workbook = etree.fromstring(self._part(self.workbook_part), _PARSER)
+        if self.workbook.tag != q("workbook"):  # Strict OOXML, say: another namespace
+            raise NotPlain(f"workbook element {self.workbook.tag}")
         self._workbook_rels = self._rels_tree(self.workbook_part)
         self.sheet_parts: dict[str, str] = {}  # title → part, in the book's order
         targets = {rid: (kind, target) for rid, kind, target in self.rels(self.workbook_part)}
@@ -334,10 +336,13 @@ class XmlBook:
         _, first, _, last = sheet.bounds()
         last = min(last, first + max_columns - 1)
         for row in sorted({r for r, _ in marked}):
+            present = sheet.row_cells(row)
             for column in range(first, last + 1):
                 if (row, column) in marked or sheet.inside_merge(row, column):
                     continue
-                cell = sheet.cell(row, column)
+                cell = present.get(column)
+                if cell is None:
+                    cell = sheet.cell(row, column)
                 style = int(cell.get("s", "0"))
                 if not self.styles.has_fill(style):
                     cell.set("s", str(self.styles.derive(style, fill=fill)))
@@ -407,7 +412,7 @@ class XmlBook:
                                                            standalone=True)
         order = ["[Content_Types].xml", *(n for n in self.parts if n != "[Content_Types].xml")]
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-            for name in order:  # level 1: a few per cent larger, three times faster than the default
+            for name in order:  # level 1: a fifth larger than the default, 1.6 ms a book against 4
                 archive.writestr(name, self.parts[name])
 
     def _drop_calc_chain(self) -> None:
@@ -469,6 +474,8 @@ class _Sheet:
     """One worksheet part, parsed: its rows by number and its merged ranges."""
 
     def __init__(self, part: str, root: etree._Element):
+        if root.tag != q("worksheet"):
+            raise NotPlain(f"worksheet element {root.tag}")
         self.part, self.root = part, root
         self.changed = False
         self.data = root.find(q("sheetData"))
@@ -511,6 +518,11 @@ class _Sheet:
         """Covered by a merged range and not its first cell (such a cell shows nothing of its own)."""
         return any(r1 <= row <= r2 and c1 <= column <= c2 and (row, column) != (r1, c1)
                    for r1, c1, r2, c2 in self.merged)
+
+    def row_cells(self, row: int) -> dict[int, etree._Element]:
+        """The cells the row has, by column."""
+        element = self.rows.get(row)
+        return {_column(c): c for c in element.iterchildren(q("c"))} if element is not None else {}
 
     def cell(self, row: int, column: int) -> etree._Element:
         """The cell's element, made (empty, in its place) if the sheet has none."""
@@ -563,6 +575,8 @@ class _Styles:
     """The styles part: fonts, fills and cell formats, to which derived formats are added."""
 
     def __init__(self, root: etree._Element, part: str):
+        if root.tag != q("styleSheet"):
+            raise NotPlain(f"styles element {root.tag}")
         self.root, self.part = root, part
         self.fonts, self.fills, self.xfs = root.find(q("fonts")), root.find(q("fills")), root.find(q("cellXfs"))
         if self.fonts is None or len(self.fonts) == 0 or self.fills is None or self.xfs is None or len(self.xfs) == 0:
