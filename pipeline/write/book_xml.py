@@ -356,7 +356,7 @@ class XmlBook:
         self._add_type(part, WORKSHEET_TYPE)
         sheets = self.workbook.find(q("sheets"))
         ids = [int(s.get("sheetId", "0")) for s in sheets]
-        element = etree.Element(q("sheet"), name=new.title, sheetId=str(max(ids, default=0) + 1))
+        element = etree.Element(q("sheet"), nsmap={"r": REL}, name=new.title, sheetId=str(max(ids, default=0) + 1))
         element.set(f"{{{REL}}}id", rid)
         sheets.insert(0, element)
         names = self.workbook.find(q("definedNames"))
@@ -456,7 +456,7 @@ class XmlBook:
             vml_part = self._free_part("xl/drawings/vmlDrawing{}.vml")
             rid = self._add_rel(rels, REL + "/vmlDrawing", sheet.part, vml_part)
             self._add_default_type("vml", VML_TYPE)
-            legacy = etree.Element(q("legacyDrawing"))
+            legacy = etree.Element(q("legacyDrawing"), nsmap={"r": REL})  # r: as Excel writes it
             legacy.set(f"{{{REL}}}id", rid)
             _insert_in_order(sheet.root, legacy, _SHEET_ORDER)
         self.parts[comments_part] = notes.comments_xml()
@@ -743,7 +743,8 @@ def _new_sheet_xml(new: NewSheet, styles: _Styles) -> bytes:
     out = [f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{MAIN}" xmlns:r="{REL}">',
            "<sheetPr>", f'<tabColor rgb="{new.tab_color.rjust(8, "F")}"/>' if new.tab_color else "",
            '<pageSetUpPr fitToPage="1"/></sheetPr>',
-           f'<dimension ref="A1:{cell_ref(last_row, max(width, 1))}"/>', '<sheetViews><sheetView tabSelected="1" workbookViewId="0">']
+           f'<dimension ref="A1:{cell_ref(last_row, max(width, 1))}"/>',
+           '<sheetViews><sheetView tabSelected="1" workbookViewId="0">']
     if new.frozen_rows:
         top = f"A{new.frozen_rows + 1}"
         out.append(f'<pane ySplit="{new.frozen_rows}" topLeftCell="{top}" activePane="bottomLeft" state="frozen"/>'

@@ -124,7 +124,7 @@ def write_unit_book(path: Path, unit_name: str, period: str, due: dt.date, findi
                 if book is not None:
                     annotate(book, findings, values, unit_name, period, due, contact, lang)
                     break
-            except NotPlain:  # met only while marking, say a sheet whose cells have no references
+            except NotPlain:  # found opening it, or only while marking (a sheet whose cells lack references)
                 if attempt is rebuilt_book:  # openpyxl's own book: never expected
                     raise
         book.save(temp)
