@@ -611,3 +611,36 @@ def test_a_book_it_does_not_take_as_it_is_is_cleaned_by_openpyxl_first(tmp_path,
     with zipfile.ZipFile(out) as archive:
         assert "xl/custom/item1.bin" not in archive.namelist()
         assert not [n for n in archive.namelist() if n.endswith(".rels") and b"External" in archive.read(n)]
+
+
+def test_a_picture_in_her_header_keeps_its_drawing_when_notes_get_theirs(tmp_path, street, monkeypatch):
+    """A header or footer picture is a VML drawing too (legacyDrawingHF): the notes get a drawing of their own."""
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    picture = (b'<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office">'
+               b'<o:shapelayout v:ext="edit"><o:idmap v:ext="edit" data="1"/></o:shapelayout>'
+               b'<v:shape id="LH" o:spid="_x0000_s1025" style="width:60pt;height:20pt"/></xml>')
+    rels = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            b'2006/relationships"><Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            b'relationships/vmlDrawing" Target="../drawings/vmlDrawingHF1.vml"/></Relationships>')
+    header = tmp_path / "header.xlsx"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(header, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "[Content_Types].xml":
+                data = data.replace(b"</Types>", b'<Default Extension="vml" ContentType="application/'
+                                                 b'vnd.openxmlformats-officedocument.vmlDrawing"/></Types>')
+            if info.filename == "xl/worksheets/sheet4.xml":  # 流动人口, where a phone number is wrong
+                data = data.replace(b"</worksheet>", b'<legacyDrawingHF r:id="rId9"/></worksheet>')
+            zout.writestr(info, data)
+        zout.writestr("xl/worksheets/_rels/sheet4.xml.rels", rels)
+        zout.writestr("xl/drawings/vmlDrawingHF1.vml", picture)
+    only_her_own_book(monkeypatch)
+    out = annotate(tmp_path, header, found)
+    assert package_problems(out) == []
+    assert ("流动人口", next(f.cell for f in found if f.code == "phone-invalid")) in marked_cells(
+        openpyxl.load_workbook(out))
+    with zipfile.ZipFile(out) as archive:
+        assert archive.read("xl/drawings/vmlDrawingHF1.vml") == picture
+        sheet = archive.read("xl/worksheets/sheet4.xml")
+    assert sheet.index(b"<legacyDrawing ") < sheet.index(b"<legacyDrawingHF ")

@@ -443,16 +443,21 @@ class XmlBook:
         if not notes.ours:
             return
         rels = self._rels_tree(sheet.part)
-        existing = {kind: (rid, target) for rid, kind, target in self.rels(sheet.part, rels)}
-        if REL + "/comments" in existing:
-            comments_part = existing[REL + "/comments"][1]
+        targets = {rid: (kind, target) for rid, kind, target in self.rels(sheet.part, rels)}
+        comments = [target for kind, target in targets.values() if kind == REL + "/comments"]
+        if comments:
+            comments_part = comments[0]
         else:
             comments_part = self._free_part("xl/comments{}.xml")
             self._add_rel(rels, REL + "/comments", sheet.part, comments_part)
             self._add_type(comments_part, COMMENTS_TYPE)
-        if REL + "/vmlDrawing" in existing:
-            vml_part = existing[REL + "/vmlDrawing"][1]
+        # the notes' drawing is the one <legacyDrawing> names: a header or footer picture has another
+        legacy = sheet.root.find(q("legacyDrawing"))
+        if legacy is not None and legacy.get(f"{{{REL}}}id") in targets:
+            vml_part = targets[legacy.get(f"{{{REL}}}id")][1]
         else:
+            if legacy is not None:  # naming no drawing: replaced
+                sheet.root.remove(legacy)
             vml_part = self._free_part("xl/drawings/vmlDrawing{}.vml")
             rid = self._add_rel(rels, REL + "/vmlDrawing", sheet.part, vml_part)
             self._add_default_type("vml", VML_TYPE)
