@@ -644,3 +644,21 @@ def test_a_picture_in_her_header_keeps_its_drawing_when_notes_get_theirs(tmp_pat
         assert archive.read("xl/drawings/vmlDrawingHF1.vml") == picture
         sheet = archive.read("xl/worksheets/sheet4.xml")
     assert sheet.index(b"<legacyDrawing ") < sheet.index(b"<legacyDrawingHF ")
+
+
+def test_a_street_can_send_every_book_through_openpyxl(tmp_path, street, monkeypatch):
+    """PIPELINE_UNIT_BOOKS=openpyxl: the way books were made before they were marked in their own parts."""
+    from pipeline.write import unit_book
+
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    cleaned, clean = [], unit_book.cleaned_book
+
+    def spy(*args):
+        cleaned.append(1)
+        return clean(*args)
+    monkeypatch.setattr(unit_book, "cleaned_book", spy)
+    monkeypatch.setenv(unit_book.BOOKS_ENV, "openpyxl")
+    out = annotate(tmp_path, source, found)
+    assert cleaned == [1] and package_problems(out) == []
+    assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}
