@@ -14,6 +14,7 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from conftest import PERIOD, RUN_DAY, clean_return
+from test_intake_builders import rewrite_zip
 from pipeline.findings import Finding, finding
 from pipeline.intake.read import read_workbook
 from pipeline.returnbook import ReturnData, write_return
@@ -661,4 +662,17 @@ def test_a_street_can_send_every_book_through_openpyxl(tmp_path, street, monkeyp
     monkeypatch.setenv(unit_book.BOOKS_ENV, "openpyxl")
     out = annotate(tmp_path, source, found)
     assert cleaned == [1] and package_problems(out) == []
+    assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}
+
+
+def test_a_sheet_lxml_cannot_parse_still_goes_back_marked(tmp_path, street):
+    """calamine reads a character reference XML forbids (&#1;); lxml and openpyxl do not: rebuilt from her values."""
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    odd = rewrite_zip(source, tmp_path / "odd.xlsx", lambda name, data: data.replace(
+        b"</row>", b'<c r="Z1" t="inlineStr"><is><t>&#1;</t></is></c></row>', 1)
+        if name == "xl/worksheets/sheet3.xml" else data)
+    assert read_workbook(odd).sheets
+    out = annotate(tmp_path, odd, found)
+    assert package_problems(out) == []
     assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}

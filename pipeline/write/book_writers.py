@@ -1,10 +1,10 @@
 """Unit workbooks annotated by several processes at once.
 
 A unit's return takes 20 ms–1 s to annotate (openpyxl's cleaning or rebuilding the most),
-and unit workbooks are written after reading has ended, when one core would idle. Each writing process is
-started afresh (`python -c`, like the reading processes), never forked from the run's
-large process and never re-importing the caller's script; it is sent one pickled
-write_unit_book call at a time and answers with "" or what went wrong.
+and unit workbooks are written after reading has ended, when one core would idle. Each
+writing process is started afresh (`python -c`, like the reading processes), never forked
+from the run's large process and never re-importing the caller's script; it is sent one
+pickled write_unit_book call at a time and answers with "" or what went wrong.
 """
 
 from __future__ import annotations
@@ -64,8 +64,7 @@ class BookWriteFailed(RuntimeError):
 def write_in_parallel(calls: Iterable[tuple[tuple, dict]], processes: int) -> list[Path]:
     """Run write_unit_book(*args, **kwargs) for each call on `processes` processes; raise if one failed.
 
-    `calls` is consumed as the processes take work. Returns the books not written because someone has
-    them open (OutputInUse): the others are.
+    Returns the books not written because someone has them open (OutputInUse): the others are.
     """
     work: queue.Queue = queue.Queue(maxsize=2 * processes)
     failures: list[str] = []

@@ -15,6 +15,7 @@ from what this module lists.
 from __future__ import annotations
 
 import bisect
+import copy
 import html
 import posixpath
 import re
@@ -73,6 +74,14 @@ _COLOUR = re.compile(r'rgb="([0-9A-Fa-f]{8})"')
 
 class NotPlain(Exception):
     """A workbook this module does not edit as it is (why, for the log of the writer)."""
+
+
+def _parse(data: bytes) -> etree._Element:
+    """A part's XML; NotPlain where lxml cannot read it (calamine, more lenient, may have)."""
+    try:
+        return etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise NotPlain(f"XML: {exc}") from exc
 
 
 def q(tag: str) -> str:
@@ -141,7 +150,7 @@ class XmlBook:
 
     def __init__(self, parts: dict[str, bytes]):
         self.parts = parts
-        self._types = etree.fromstring(self._part("[Content_Types].xml"), _PARSER)
+        self._types = _parse(self._part("[Content_Types].xml"))
         self._check_types()
         if any(_EXTERNAL.search(data) for name, data in parts.items() if name.endswith(".rels")):
             raise NotPlain("a link to something outside the file")
@@ -151,7 +160,7 @@ class XmlBook:
         [self.workbook_part] = [t for _, kind, t in self.rels("") if kind == REL + "/officeDocument"] or [None]
         if self.workbook_part is None or self._type_of(self.workbook_part) != WORKBOOK_TYPE:
             raise NotPlain("not an .xlsx workbook")
-        self.workbook = etree.fromstring(self._part(self.workbook_part), _PARSER)
+        self.workbook = _parse(self._part(self.workbook_part))
         if self.workbook.tag != q("workbook"):  # Strict OOXML, say: another namespace
             raise NotPlain(f"workbook element {self.workbook.tag}")
         self._workbook_rels = self._rels_tree(self.workbook_part)
@@ -165,7 +174,7 @@ class XmlBook:
         styles = [t for _, kind, t in self.rels(self.workbook_part) if kind == REL + "/styles"]
         if not styles or styles[0] not in parts:
             raise NotPlain("no styles part")
-        self.styles = _Styles(etree.fromstring(parts[styles[0]], _PARSER), styles[0])
+        self.styles = _Styles(_parse(parts[styles[0]]), styles[0])
         self._sheets_parsed: dict[str, _Sheet] = {}
         self._notes: dict[str, _Notes] = {}
 
@@ -174,7 +183,7 @@ class XmlBook:
         try:
             with zipfile.ZipFile(path) as archive:
                 return cls({i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()})
-        except (zipfile.BadZipFile, etree.XMLSyntaxError, KeyError, ValueError) as exc:
+        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
             raise NotPlain(f"{type(exc).__name__}: {exc}") from exc
 
     # ---- the package ---------------------------------------------------------------------
@@ -213,7 +222,7 @@ class XmlBook:
     def _rels_tree(self, part: str) -> etree._Element:
         data = self.parts.get(self._rels_name(part))
         if data:
-            return etree.fromstring(data, _PARSER)
+            return _parse(data)
         return etree.Element(f"{{{PACKAGE_RELS}}}Relationships", nsmap={None: PACKAGE_RELS})
 
     def rels(self, part: str, tree: etree._Element | None = None) -> list[tuple[str, str, str]]:
@@ -314,7 +323,7 @@ class XmlBook:
         if not data or not re.search(rb"<t\b[^>]*>(?:" + b"|".join(re.escape(escape(s).encode()) for s in starts)
                                      + rb"|&#(?:9|x9|13|xD|xd);)", data):
             return set()
-        root = etree.fromstring(data, _PARSER)
+        root = _parse(data)
         return {i for i, si in enumerate(root.iter(q("si")))
                 if "".join(t.text or "" for t in si.iter(q("t"))).startswith(starts)}
 
@@ -428,14 +437,14 @@ class XmlBook:
     def _sheet(self, title: str) -> _Sheet:
         if title not in self._sheets_parsed:
             part = self.sheet_parts[title]
-            self._sheets_parsed[title] = _Sheet(part, etree.fromstring(self.parts[part], _PARSER))
+            self._sheets_parsed[title] = _Sheet(part, _parse(self.parts[part]))
         return self._sheets_parsed[title]
 
     def _notes_of(self, title: str) -> _Notes:
         if title not in self._notes:
             part = self.sheet_parts[title]
             comments = [t for _, kind, t in self.rels(part) if kind == REL + "/comments"]
-            self._notes[title] = _Notes(etree.fromstring(self.parts[comments[0]], _PARSER) if comments else None)
+            self._notes[title] = _Notes(_parse(self.parts[comments[0]]) if comments else None)
         return self._notes[title]
 
     def _write_notes(self, sheet: _Sheet, notes: _Notes) -> None:
@@ -605,7 +614,7 @@ class _Styles:
         """A cell format as `index` with a solid `fill` and/or marked as text."""
         key = (index, fill, quote)
         if key not in self._made:
-            xf = etree.fromstring(etree.tostring(self._xf(index)))
+            xf = copy.deepcopy(self._xf(index))
             if fill:
                 xf.set("fillId", str(self._fill(fill)))
                 xf.set("applyFill", "1")

@@ -128,7 +128,9 @@ def write_unit_book(path: Path, unit_name: str, period: str, due: dt.date, findi
                 if book is not None:
                     annotate(book, findings, values, unit_name, period, due, contact, lang)
                     break
-            except NotPlain:  # found opening it, or only while marking (a sheet whose cells lack references)
+            # Not plain: found opening it, or only while marking (a sheet lxml cannot parse, cells
+            # without references, an attribute that is not a number): the next way, then.
+            except (NotPlain, ValueError, LookupError):
                 if attempt is rebuilt_book:  # openpyxl's own book: never expected
                     raise
         book.save(temp)
