@@ -399,8 +399,9 @@ def package_problems(path: Path) -> list[str]:
         selected, drawings = 0, []
         for name in names:
             data = archive.read(name)
-            if name.endswith(".vml"):
-                drawings += re.findall(rb'idmap v:ext="edit" data="([^"]*)"', data)
+            if name.endswith(".vml"):  # each drawing's numbers (blocks of 1,024 shape ids)
+                drawings += [int(n) for group in re.findall(rb'<(?:\w+:)?idmap\b[^>]*\bdata="([^"]*)"', data)
+                             for n in group.split(b",")]
             if not name.startswith("xl/worksheets/sheet"):
                 continue
             root = etree.fromstring(data)
@@ -676,3 +677,21 @@ def test_a_sheet_lxml_cannot_parse_still_goes_back_marked(tmp_path, street):
     out = annotate(tmp_path, odd, found)
     assert package_problems(out) == []
     assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}
+
+
+def test_a_sheet_with_over_a_thousand_notes_numbers_its_drawing_apart_from_hers(tmp_path, street, monkeypatch):
+    """Notes past 1,023 on a sheet take a second block of shape numbers: free ones, not her drawing's."""
+    from openpyxl.comments import Comment
+
+    source = write_return(tmp_path / "甲村.xlsx", clean_return(street))
+    book = openpyxl.load_workbook(source)
+    book["流动人口"]["A1"].comment = Comment("表头", "李会计")
+    book.save(source)
+    numbered = rewrite_zip(source, tmp_path / "numbered.xlsx", lambda name, data: data.replace(
+        b'data="1"', b'data="2"') if name.endswith(".vml") else data)
+    cells = [f"{column}{row}" for row in range(3, 100) for column in "ABCDEFGHIJKLM"][:1100]
+    found = [finding("not-in-list", sheet="育龄妇女", cell=cell, value="x", expected="y") for cell in cells]
+    only_her_own_book(monkeypatch)
+    out = annotate(tmp_path, numbered, found)
+    assert package_problems(out) == []
+    assert len(marked_cells(openpyxl.load_workbook(out))) == 1100

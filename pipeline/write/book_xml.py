@@ -67,7 +67,7 @@ _SHEET_VIEWS = re.compile(rb"<sheetViews\b.*?</sheetViews>", re.S)
 _TAB_SELECTED = re.compile(rb'\stabSelected="(?:1|true)"')
 _EXTERNAL = re.compile(rb"""TargetMode\s*=\s*["']External""")
 _OBJECT_TYPE = re.compile(rb'ObjectType\s*=\s*"([^"]*)"')
-_IDMAP = re.compile(rb'<o:idmap\b[^>]*\bdata="([\d,\s]*)"')
+_IDMAP = re.compile(rb'<(?:\w+:)?idmap\b[^>]*\bdata="([\d,\s]*)"')
 _AUTHOR = re.compile(rb"<author>(.*?)</author>", re.S)
 _COLOUR = re.compile(r'rgb="([0-9A-Fa-f]{8})"')
 
@@ -474,15 +474,16 @@ class XmlBook:
             legacy.set(f"{{{REL}}}id", rid)
             _insert_in_order(sheet.root, legacy, _SHEET_ORDER)
         self.parts[comments_part] = notes.comments_xml()
-        self.parts[vml_part] = notes.drawing_xml(self._free_drawing_id(vml_part))
+        self.parts[vml_part] = notes.drawing_xml(self._free_drawing_id(vml_part, notes.blocks()))
         self.parts[self._rels_name(sheet.part)] = etree.tostring(rels, xml_declaration=True, encoding="UTF-8",
                                                                  standalone=True)
 
-    def _free_drawing_id(self, own: str) -> int:
-        """A drawing number no other drawing of the book uses (its shapes are numbered from it)."""
+    def _free_drawing_id(self, own: str, blocks: int) -> int:
+        """The first of `blocks` drawing numbers in a row that no other drawing of the book uses
+        (a drawing's shapes are numbered from them, 1,024 a number)."""
         taken = {int(n) for name, data in self.parts.items() if name.endswith(".vml") and name != own
                  for group in _IDMAP.findall(data) for n in re.findall(rb"\d+", group)}
-        return next(n for n in range(1, 100000) if n not in taken)
+        return next(n for n in range(1, 100000) if taken.isdisjoint(range(n, n + blocks)))
 
 class _Sheet:
     """One worksheet part, parsed: its rows by number and its merged ranges."""
@@ -712,9 +713,12 @@ class _Notes:
         out.append("</commentList></comments>")
         return "".join(out).encode("utf-8")
 
+    def blocks(self) -> int:
+        """How many drawing numbers the notes' shapes take (1,024 a number, the first shape is 1)."""
+        return len(self.entries) // 1024 + 1
+
     def drawing_xml(self, first_id: int) -> bytes:
         """The VML drawing Excel shows notes by: one hidden box a note, beside its cell."""
-        blocks = len(self.entries) // 1024 + 1
         shapes = []
         for n, (ref, entry) in enumerate(self.entries.items(), start=1):
             row, column = parse_ref(ref)
@@ -729,7 +733,7 @@ class _Notes:
                 '<div style="text-align:left"></div></v:textbox><x:ClientData ObjectType="Note">'
                 f"<x:MoveWithCells/><x:SizeWithCells/><x:Anchor>{anchor}</x:Anchor><x:AutoFill>False</x:AutoFill>"
                 f"<x:Row>{row - 1}</x:Row><x:Column>{column - 1}</x:Column></x:ClientData></v:shape>")
-        ids = ",".join(str(first_id + b) for b in range(blocks))
+        ids = ",".join(str(first_id + b) for b in range(self.blocks()))
         return ('<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
                 'xmlns:x="urn:schemas-microsoft-com:office:excel">'
                 f'<o:shapelayout v:ext="edit"><o:idmap v:ext="edit" data="{ids}"/></o:shapelayout>'
