@@ -695,3 +695,25 @@ def test_a_sheet_with_over_a_thousand_notes_numbers_its_drawing_apart_from_hers(
     out = annotate(tmp_path, numbered, found)
     assert package_problems(out) == []
     assert len(marked_cells(openpyxl.load_workbook(out))) == 1100
+
+
+def test_formulas_are_found_whatever_prefix_her_sheets_give_the_namespace(tmp_path, street):
+    """<x:f> is a formula as <f> is: an unsafe one in a sheet written with prefixes still becomes its value."""
+    source = write_return(tmp_path / "甲村.xlsx", clean_return(street))
+    book = openpyxl.load_workbook(source)
+    book["月报"]["T6"] = "=cmd|' /C calc'!A0"
+    book.save(source)
+
+    def prefixed(name: str, data: bytes) -> bytes:
+        if not name.startswith("xl/worksheets/sheet"):
+            return data
+        data = re.sub(rb"<(/?)(?![?!])(\w+)([\s/>])", rb"<\1x:\2\3", data)
+        return data.replace(b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"',
+                            b'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"', 1)
+    odd = rewrite_zip(source, tmp_path / "prefixed.xlsx", prefixed)
+    assert b"<x:f>" in zipfile.ZipFile(odd).read("xl/worksheets/sheet2.xml")
+    out = annotate(tmp_path, odd, [finding("population-balance", sheet="月报", cell="H4", field="期末人口")])
+    assert package_problems(out) == []
+    mine = openpyxl.load_workbook(out)
+    assert mine["月报"]["T6"].data_type != "f" and mine["月报"]["B6"].value == "=SUM(B4:B5)"
+    assert marked_cells(mine) == {("月报", "H4")}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import copy
-import html
 import posixpath
 import re
 import zipfile
@@ -60,15 +59,16 @@ _WORKBOOK_ORDER = """fileVersion fileSharing workbookPr workbookProtection bookV
     webPublishing fileRecoveryPr webPublishObjects extLst""".split()
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
 _REF = re.compile(r"^([A-Z]{1,3})(\d+)$")
-_FORMULA = re.compile(rb"<f(\s[^>]*)?(?:/>|>(.*?)</f>)", re.S)
-_SHARED = re.compile(rb'\bt="shared"')
-_SHARED_STRING_CELL = re.compile(rb'<c\b[^>]*\bt="s"[^>]*>\s*<v>(\d+)</v>')
-_SHEET_VIEWS = re.compile(rb"<sheetViews\b.*?</sheetViews>", re.S)
-_TAB_SELECTED = re.compile(rb'\stabSelected="(?:1|true)"')
+# Patterns over a part's bytes, for what need not be parsed: an element may carry any prefix
+# (<x:f> is <f>), an attribute either quote.
+_P = rb"(?:[\w.-]+:)?"
+_ANY_FORMULA = re.compile(rb"<" + _P + rb"f[\s/>]")
+_SHARED_STRING_CELL = re.compile(rb"<" + _P + rb"""c\b[^>]*\bt=["']s["'][^>]*>\s*<""" + _P + rb"v>\s*(\d+)")
+_SHEET_VIEWS = re.compile(rb"<" + _P + rb"sheetViews\b.*?</" + _P + rb"sheetViews>", re.S)
+_TAB_SELECTED = re.compile(rb"""\stabSelected\s*=\s*["'](?:1|true)["']""")
 _EXTERNAL = re.compile(rb"""TargetMode\s*=\s*["']External""")
 _OBJECT_TYPE = re.compile(rb'ObjectType\s*=\s*"([^"]*)"')
 _IDMAP = re.compile(rb'<(?:\w+:)?idmap\b[^>]*\bdata="([\d,\s]*)"')
-_AUTHOR = re.compile(rb"<author>(.*?)</author>", re.S)
 _COLOUR = re.compile(r'rgb="([0-9A-Fa-f]{8})"')
 
 
@@ -258,13 +258,18 @@ class XmlBook:
 
     def formulas(self) -> list[str | None]:
         """Every formula in the book as she wrote it; None for one with no text of its own that does
-        not take another's (a data table). Cells of a shared formula take its first cell's text."""
+        not take another's (a data table). Cells of a shared formula take its first cell's text.
+
+        Read by the XML parser from each sheet that may hold one: what decides whether her book
+        goes back as it is must not be fooled by how its XML is written."""
         found: list[str | None] = []
-        for part in self.sheet_parts.values():
-            for attributes, text in _FORMULA.findall(self.parts[part]):
-                if text:
-                    found.append(html.unescape(text.decode("utf-8")))
-                elif not (attributes and _SHARED.search(attributes)):
+        for title, part in self.sheet_parts.items():
+            if not _ANY_FORMULA.search(self.parts[part]):
+                continue
+            for formula in self._sheet(title).root.iter(q("f")):
+                if formula.text:
+                    found.append(formula.text)
+                elif formula.get("t") != "shared":
                     found.append(None)
         return found
 
@@ -273,8 +278,8 @@ class XmlBook:
         return [d.text or "" for d in names] if names is not None else []
 
     def note_authors(self) -> set[str]:
-        return {html.unescape(a.decode("utf-8")) for name, data in self.parts.items()
-                if self._type_of(name) == COMMENTS_TYPE for a in _AUTHOR.findall(data)}
+        return {author.text or "" for name, data in self.parts.items() if self._type_of(name) == COMMENTS_TYPE
+                for author in _parse(data).iter(q("author"))}
 
     def fill_colours(self) -> set[str]:
         return self.styles.fill_colours()
@@ -310,7 +315,8 @@ class XmlBook:
                     v = cell.find(q("v"))
                     hit = v is not None and (v.text or "").strip().isdigit() and int(v.text) in strings
                 elif kind == "inlineStr":
-                    hit = "".join(cell.find(q("is")).itertext()).startswith(starts)
+                    text = cell.find(q("is"))
+                    hit = text is not None and "".join(text.itertext()).startswith(starts)
                 else:
                     continue
                 if hit:
@@ -320,7 +326,7 @@ class XmlBook:
     def _strings_starting(self, starts: tuple[str, ...]) -> set[int]:
         part = next((t for _, kind, t in self.rels(self.workbook_part) if kind == REL + "/sharedStrings"), None)
         data = self.parts.get(part) if part else None
-        if not data or not re.search(rb"<t\b[^>]*>(?:" + b"|".join(re.escape(escape(s).encode()) for s in starts)
+        if not data or not re.search(rb">(?:" + b"|".join(re.escape(escape(s).encode()) for s in starts)
                                      + rb"|&#(?:9|x9|13|xD|xd);)", data):
             return set()
         root = _parse(data)
