@@ -717,3 +717,36 @@ def test_formulas_are_found_whatever_prefix_her_sheets_give_the_namespace(tmp_pa
     mine = openpyxl.load_workbook(out)
     assert mine["月报"]["T6"].data_type != "f" and mine["月报"]["B6"].value == "=SUM(B4:B5)"
     assert marked_cells(mine) == {("月报", "H4")}
+
+
+@pytest.mark.parametrize("hidden", ["an unsafe formula", "a link out of the file"])
+def test_what_a_part_in_utf16_holds_is_seen_as_in_utf8(tmp_path, street, hidden):
+    """XML may be UTF-16: a book whose parts are not UTF-8 is made safe by openpyxl, like any other."""
+    source = write_return(tmp_path / "甲村.xlsx", clean_return(street))
+    book = openpyxl.load_workbook(source)
+    if hidden == "an unsafe formula":
+        book["月报"]["T6"] = "=cmd|' /C calc'!A0"
+        part = "xl/worksheets/sheet2.xml"
+    else:
+        book["封面"]["D1"].hyperlink = "http://example.com/x"
+        part = "xl/worksheets/_rels/sheet1.xml.rels"
+    book.save(source)
+    raw = read_workbook(source)
+
+    def utf16(name: str, data: bytes) -> bytes:
+        if name != part:
+            return data
+        text = data.decode("utf-8").replace("encoding='UTF-8'", "encoding='UTF-16'").replace(
+            'encoding="UTF-8"', 'encoding="UTF-16"')
+        return text.encode("utf-16")
+    odd = rewrite_zip(source, tmp_path / "utf16.xlsx", utf16)
+    out = tmp_path / "审核结果.xlsx"
+    write_unit_book(out, "甲村", PERIOD, DUE, [finding("population-balance", sheet="月报", cell="H4")], raw,
+                    CONTACT, source=odd)
+    assert package_problems(out) == []
+    mine = openpyxl.load_workbook(out)
+    assert mine["月报"]["T6"].data_type != "f" and marked_cells(mine) == {("月报", "H4")}
+    with zipfile.ZipFile(out) as archive:
+        assert not [n for n in archive.namelist() if n.endswith(".rels")
+                    and "External" in archive.read(n).decode("utf-16" if archive.read(n)[:2] == b"\xff\xfe"
+                                                             else "utf-8")]

@@ -48,6 +48,7 @@ KNOWN_TYPES = frozenset({
     "application/vnd.openxmlformats-package.relationships+xml", "application/xml",
     "image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff", "image/x-emf", "image/x-wmf",
 })
+BINARY_TYPES = frozenset({_SML + "printerSettings", *(t for t in KNOWN_TYPES if t.startswith("image/"))})
 # The children of <worksheet> in the order the schema requires (Excel repairs a book otherwise).
 _SHEET_ORDER = """sheetPr dimension sheetViews sheetFormatPr cols sheetData sheetCalcPr sheetProtection
     protectedRanges scenarios autoFilter sortState dataConsolidate customSheetViews mergeCells phoneticPr
@@ -66,6 +67,7 @@ _ANY_FORMULA = re.compile(rb"<" + _P + rb"f[\s/>]")
 _SHARED_STRING_CELL = re.compile(rb"<" + _P + rb"""c\b[^>]*\bt=["']s["'][^>]*>\s*<""" + _P + rb"v>\s*(\d+)")
 _SHEET_VIEWS = re.compile(rb"<" + _P + rb"sheetViews\b.*?</" + _P + rb"sheetViews>", re.S)
 _TAB_SELECTED = re.compile(rb"""\stabSelected\s*=\s*["'](?:1|true)["']""")
+_DECLARED = re.compile(rb"""\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']+)["']""")
 _EXTERNAL = re.compile(rb"""TargetMode\s*=\s*["']External""")
 _OBJECT_TYPE = re.compile(rb'ObjectType\s*=\s*"([^"]*)"')
 _IDMAP = re.compile(rb'<(?:\w+:)?idmap\b[^>]*\bdata="([\d,\s]*)"')
@@ -82,6 +84,14 @@ def _parse(data: bytes) -> etree._Element:
         return etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
         raise NotPlain(f"XML: {exc}") from exc
+
+
+def _utf8(data: bytes) -> bool:
+    """XML (or VML) in UTF-8: no UTF-16 byte order mark or NULs at its head, no other encoding declared."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:256]:
+        return False
+    declared = _DECLARED.match(data.removeprefix(b"\xef\xbb\xbf"))
+    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
 
 
 def q(tag: str) -> str:
@@ -201,9 +211,14 @@ class XmlBook:
         return own.get(name) or by_extension.get(name.rsplit(".", 1)[-1].lower())
 
     def _check_types(self) -> None:
-        for name in self.parts:
-            if name != "[Content_Types].xml" and (kind := self._type_of(name)) not in KNOWN_TYPES:
+        """Every part of a known kind, and every text part in UTF-8 (what is looked for in a part's
+        bytes is looked for in UTF-8: a part in UTF-16 goes the openpyxl way)."""
+        for name, data in self.parts.items():
+            kind = "application/xml" if name == "[Content_Types].xml" else self._type_of(name)
+            if kind not in KNOWN_TYPES:
                 raise NotPlain(f"part {name} ({kind})")
+            if kind not in BINARY_TYPES and not _utf8(data):
+                raise NotPlain(f"part {name} not in UTF-8")
 
     def _add_type(self, name: str, kind: str) -> None:
         etree.SubElement(self._types, f"{{{CONTENT_TYPES}}}Override", PartName="/" + name, ContentType=kind)
