@@ -68,7 +68,6 @@ _SHARED_STRING_CELL = re.compile(rb"<" + _P + rb"""c\b[^>]*\bt=["']s["'][^>]*>\s
 _SHEET_VIEWS = re.compile(rb"<" + _P + rb"sheetViews\b.*?</" + _P + rb"sheetViews>", re.S)
 _TAB_SELECTED = re.compile(rb"""\stabSelected\s*=\s*["'](?:1|true)["']""")
 _DECLARED = re.compile(rb"""\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']+)["']""")
-_EXTERNAL = re.compile(rb"""TargetMode\s*=\s*["']External""")
 _OBJECT_TYPE = re.compile(rb'ObjectType\s*=\s*"([^"]*)"')
 _IDMAP = re.compile(rb'<(?:\w+:)?idmap\b[^>]*\bdata="([\d,\s]*)"')
 _COLOUR = re.compile(r'rgb="([0-9A-Fa-f]{8})"')
@@ -162,8 +161,10 @@ class XmlBook:
         self.parts = parts
         self._types = _parse(self._part("[Content_Types].xml"))
         self._check_types()
-        if any(_EXTERNAL.search(data) for name, data in parts.items() if name.endswith(".rels")):
-            raise NotPlain("a link to something outside the file")
+        for name, data in parts.items():
+            if name.endswith(".rels") and any((rel.get("TargetMode") or "").lower() == "external"
+                                              for rel in _parse(data)):
+                raise NotPlain(f"a link to something outside the file ({name})")
         for name, data in parts.items():
             if name.endswith(".vml") and any(kind != b"Note" for kind in _OBJECT_TYPE.findall(data)):
                 raise NotPlain("a drawing with form controls")
