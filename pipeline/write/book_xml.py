@@ -343,7 +343,7 @@ class XmlBook:
         part = next((t for _, kind, t in self.rels(self.workbook_part) if kind == REL + "/sharedStrings"), None)
         data = self.parts.get(part) if part else None
         if not data or not re.search(rb">(?:" + b"|".join(re.escape(escape(s).encode()) for s in starts)
-                                     + rb"|&#(?:9|x9|13|xD|xd);)", data):
+                                     + rb"|&#)", data):  # a character reference may spell one
             return set()
         root = _parse(data)
         return {i for i, si in enumerate(root.iter(q("si")))
