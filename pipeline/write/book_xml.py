@@ -322,7 +322,7 @@ class XmlBook:
         for title, part in self.sheet_parts.items():
             data = self.parts[part]
             used = {int(i) for i in _SHARED_STRING_CELL.findall(data)} if strings else set()
-            if not used & strings and b'"inlineStr"' not in data:
+            if not used & strings and b"inlineStr" not in data:
                 continue
             sheet = self._sheet(title)
             for cell in sheet.data.iter(q("c")):
