@@ -68,8 +68,8 @@ _SHARED_STRING_CELL = re.compile(rb"<" + _P + rb"""c\b[^>]*\bt=["']s["'][^>]*>\s
 _SHEET_VIEWS = re.compile(rb"<" + _P + rb"sheetViews\b.*?</" + _P + rb"sheetViews>", re.S)
 _TAB_SELECTED = re.compile(rb"""\stabSelected\s*=\s*["'](?:1|true)["']""")
 _DECLARED = re.compile(rb"""\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']+)["']""")
-_OBJECT_TYPE = re.compile(rb'ObjectType\s*=\s*"([^"]*)"')
-_IDMAP = re.compile(rb'<(?:\w+:)?idmap\b[^>]*\bdata="([\d,\s]*)"')
+_OBJECT_TYPE = re.compile(rb"""ObjectType\s*=\s*["']([^"']*)["']""")
+_IDMAP = re.compile(rb"<" + _P + rb"""idmap\b[^>]*\bdata\s*=\s*["']([\d,\s]*)["']""")
 _COLOUR = re.compile(r'rgb="([0-9A-Fa-f]{8})"')
 
 
