@@ -584,7 +584,8 @@ def test_a_writing_process_reads_the_values_a_rebuilt_book_needs(tmp_path, stree
 
 
 @pytest.mark.parametrize("oddity", ["a part of a kind it does not know", "a link out of the file",
-                                    "a link out of the file, spelt with a character reference"])
+                                    "a link out of the file, spelt with a character reference",
+                                    "a link out of the file, its mode left out"])
 def test_a_book_it_does_not_take_as_it_is_is_cleaned_by_openpyxl_first(tmp_path, street, oddity):
     from pipeline.write.book_xml import NotPlain, XmlBook
 
@@ -594,9 +595,11 @@ def test_a_book_it_does_not_take_as_it_is_is_cleaned_by_openpyxl_first(tmp_path,
         book = openpyxl.load_workbook(source)
         book["封面"]["D1"].hyperlink = "http://example.com/x"
         book.save(source)
-        if "reference" in oddity:
-            source = rewrite_zip(source, tmp_path / "spelt.xlsx", lambda name, data: data.replace(
-                b'TargetMode="External"', b'TargetMode="&#69;xternal"') if name.endswith(".rels") else data)
+        spelt = {"reference": b'TargetMode="&#69;xternal"', "left out": b""}
+        for words, mode in spelt.items():
+            if words in oddity:
+                source = rewrite_zip(source, tmp_path / "spelt.xlsx", lambda name, data: data.replace(
+                    b'TargetMode="External"', mode) if name.endswith(".rels") else data)
     else:
         def add_part(name: str, data: bytes) -> bytes:
             if name == "[Content_Types].xml":

@@ -67,6 +67,7 @@ _ANY_FORMULA = re.compile(rb"<" + _P + rb"f[\s/>]")
 _SHARED_STRING_CELL = re.compile(rb"<" + _P + rb"""c\b[^>]*\bt=["']s["'][^>]*>\s*<""" + _P + rb"v>\s*(\d+)")
 _SHEET_VIEWS = re.compile(rb"<" + _P + rb"sheetViews\b.*?</" + _P + rb"sheetViews>", re.S)
 _TAB_SELECTED = re.compile(rb"""\stabSelected\s*=\s*["'](?:1|true)["']""")
+_URL_OR_PATH = re.compile(r"\s*(?:[A-Za-z][\w+.-]*:|[/\\]{2})")  # http:, file:, C:, //host, \\host
 _DECLARED = re.compile(rb"""\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']+)["']""")
 _OBJECT_TYPE = re.compile(rb"""ObjectType\s*=\s*["']([^"']*)["']""")
 _IDMAP = re.compile(rb"<" + _P + rb"""idmap\b[^>]*\bdata\s*=\s*["']([\d,\s]*)["']""")
@@ -91,6 +92,13 @@ def _utf8(data: bytes) -> bool:
         return False
     declared = _DECLARED.match(data.removeprefix(b"\xef\xbb\xbf"))
     return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
+
+
+def _outside(rel: etree._Element) -> bool:
+    """A relationship to something outside the file: said so, or a URL, a drive or a network path
+    as its target (a reader may follow one whatever its mode)."""
+    target = rel.get("Target") or ""
+    return (rel.get("TargetMode") or "").lower() == "external" or _URL_OR_PATH.match(target) is not None
 
 
 def q(tag: str) -> str:
@@ -162,8 +170,7 @@ class XmlBook:
         self._types = _parse(self._part("[Content_Types].xml"))
         self._check_types()
         for name, data in parts.items():
-            if name.endswith(".rels") and any((rel.get("TargetMode") or "").lower() == "external"
-                                              for rel in _parse(data)):
+            if name.endswith(".rels") and any(_outside(rel) for rel in _parse(data)):
                 raise NotPlain(f"a link to something outside the file ({name})")
         for name, data in parts.items():
             if name.endswith(".vml") and any(kind != b"Note" for kind in _OBJECT_TYPE.findall(data)):
