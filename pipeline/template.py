@@ -37,7 +37,7 @@ from pipeline.validate.batch import RET, ReturnKey
 from pipeline.validate.registers import GROUP, REGISTER_FIGURES, ROSTER_FIGURES, age_on, id_birth_date, \
     register_counts, roster_counts
 from pipeline.write.safe import atomic_file
-from pipeline.write.unit_book import fit_to_page_width, set_value
+from pipeline.write.unit_book import set_value
 
 ENTRY_ROWS = 1000  # rows under a register's header (beyond those carried over) prepared for entries
 FIRST_DAY, LAST_DAY = 1, 73050  # date validation: Excel serials of 1900-01-01 and 2099-12-31
@@ -59,6 +59,14 @@ class Template:
     unit: Unit
     period: str
     carried_from: str | None  # the period whose accepted return was carried over, if any
+
+
+def fit_to_page_width(ws: Worksheet) -> None:
+    """Printed across one landscape page, as many pages down as it needs."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
 
 
 def write_template(path: Path, registry: Registry, unit_code: str, period: str, *,

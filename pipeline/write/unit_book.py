@@ -515,14 +515,6 @@ def _lines(text: str, width: float) -> int:
     return max(1, -(-size // max(int(width) - 1, 1)))
 
 
-def fit_to_page_width(ws: Worksheet) -> None:
-    """Printed across one landscape page, as many pages down as it needs."""
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-
-
 def _where(f: Finding, p: Place, words: dict) -> str:
     """What the 单元格 column shows: the cell, the row, the sheet, or that there is none."""
     if p.kind == "cell":
