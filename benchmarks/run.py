@@ -11,7 +11,9 @@ every sheet of every file to pandas with fastexcel, one process), and one pipeli
 on a fresh working folder holding hard links to the same files (`pipeline.run.run`, as
 `pipeline run` calls it). Printed: the ratio run / baseline, the peak resident memory of
 the run's process and of its largest child (the reading processes), the size of the
-history store it leaves, the time of each stage, and a table of cost per return.
+history store it leaves, the time of each stage, the CPU time of the run's process and of
+its children (what two cores share: wall time cannot go below half their sum), and a
+table of cost per return.
 
 Stages come from the run's own clock (RunResult.stage_seconds, what `pipeline run
 --profile` prints); for a checkout whose run timed "merge" within "write", load_period is
@@ -63,9 +65,10 @@ def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None) -
     kwargs = {"workers": workers} if workers is not None else {}
     from benchmarks.generate import described
     now = _run_day(described(folder)["period"])
-    started = time.perf_counter()
+    started, own_before = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
     result = pipeline_run.run(ws, registry, now=now, **kwargs)
     total = time.perf_counter() - started
+    own_cpu = _cpu_seconds(resource.RUSAGE_SELF) - own_before
     spent = {s: result.stage_seconds.get(s, 0.0) for s in STAGES}  # the run's own clock (`pipeline run --profile`)
     if "merge" not in result.stage_seconds:  # an older run: its "write" includes loading the period
         spent["merge"] = merging["merge"]
@@ -78,10 +81,18 @@ def one_run(folder: Path, workers: int | None, reader: str, keep: Path | None) -
                "errors": sum(o.errors for o in result.outcomes), "warnings": sum(o.warnings for o in result.outcomes),
                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-               "store_mb": _store_mb(ws.history), "workers": kwargs.get("workers"), "reader": reader}
+               "store_mb": _store_mb(ws.history), "workers": kwargs.get("workers"), "reader": reader,
+               # CPU, not wall: what two cores must share. Children are the reading processes (and the
+               # writing processes of a night with unit books), all ended and reaped by the time run() returns.
+               "cpu_s": {"run": own_cpu, "children": _cpu_seconds(resource.RUSAGE_CHILDREN)}}
     if keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+def _cpu_seconds(who: int) -> float:
+    used = resource.getrusage(who)
+    return used.ru_utime + used.ru_stime
 
 
 def _store_mb(history: Path) -> float:
@@ -162,6 +173,10 @@ def report_one(m: dict) -> None:
           f" (largest child {run['children_peak_mb']:.0f} MB)   ratio {m['ratio']:.2f}x"
           f"   history {run.get('store_mb', 0):.0f} MB")
     print("  stages: " + "  ".join(f"{s} {run['stages'][s]:.2f}s" for s in STAGES))
+    if "cpu_s" in run:  # (absent from an older checkout's figures)
+        cpu, n = run["cpu_s"], m["n"]
+        print(f"  CPU: the run's process {cpu['run']:.1f} s ({1000 * cpu['run'] / n:.1f} ms a return), its reading"
+              f" and writing processes {cpu['children']:.1f} s ({1000 * cpu['children'] / n:.1f} ms a return)")
 
 
 def report_table(results: list[dict]) -> None:
