@@ -17,6 +17,7 @@ from pipeline.registry import RegistryError, Registry, find_registry, load_regis
 from pipeline.executors import ExecutorUnavailable, per_file_executor
 from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run,
                           validate_files)
+from pipeline.runlog import waiting_line
 from pipeline.workspace import Workspace
 from pipeline.status import NAME_KEPT_ZH, STATUS_ZH
 from pipeline.store.history import HistoryUnavailable
@@ -157,7 +158,7 @@ class TerminalProgress:
 
 def print_result(result: RunResult, workspace: Workspace) -> None:
     if not result.outcomes:
-        click.echo("收件箱中没有新的月报。")
+        click.echo("收件箱中暂时没有可处理的月报:" if result.waiting_in_inbox else "收件箱中没有新的月报。")
     for o in result.outcomes:
         where = f"{o.unit_name or '?'} {o.period or '?'}"
         line = f"{STATUS_ZH.get(o.status, o.status):6} {where:16} {o.file}"
@@ -170,6 +171,8 @@ def print_result(result: RunResult, workspace: Workspace) -> None:
         click.echo(line)
     for name in result.left_in_inbox:
         click.echo(f"未处理(不是本次指定的报告期):{name}")
+    for name, why in result.waiting_in_inbox:
+        click.echo(waiting_line(name, why))
     for period in result.periods_written:
         click.echo(f"已更新 {workspace.outbox / period}")
     if result.history_backup_failed:

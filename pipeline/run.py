@@ -32,7 +32,7 @@ from pipeline.store.recheck import reconcile_pending
 from pipeline.runlog import summarise, write_run_log
 from pipeline.store.backup import Restored, back_up_history, restore_history
 from pipeline.store.history import History
-from pipeline.workspace import Workspace, ready_files
+from pipeline.workspace import CHANGED_WHILE_READ, Workspace, sort_inbox
 from pipeline.write.safe import clean_stale_temporaries, in_use_message
 
 EXIT_ALL_ACCEPTED, EXIT_SOME_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
@@ -52,6 +52,7 @@ class RunResult:
     outcomes: list[Outcome] = field(default_factory=list)
     periods_written: list[str] = field(default_factory=list)
     left_in_inbox: list[str] = field(default_factory=list)
+    waiting_in_inbox: list[tuple[str, str]] = field(default_factory=list)  # (name, why): left for the next run
     stage_seconds: dict[str, float] = field(default_factory=dict)  # intake … write, backup (a day's first run)
     history_backup: str = ""  # the day's copy of the history, when this run wrote it
     history_backup_failed: str = ""  # why the day's copy could not be written
@@ -175,10 +176,13 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
     result = RunResult(now)
     with History(ws.history) as history:
         with result.timed("intake"):
-            files, held = finish_interrupted(history, ready_files(ws.inbox, registry.settings.settle_seconds))
+            inbox = sort_inbox(ws.inbox, registry.settings.settle_seconds)
+            files, held = finish_interrupted(history, inbox.ready)
+        result.waiting_in_inbox = inbox.waiting
         batches = take_in_batches(files, registry, form, per_file.executor, workers=per_file.workers,
                                   progress=lambda done, total: progress("intake", done, total), batch=BATCH_RETURNS,
-                                  first=FIRST_BATCH)
+                                  first=FIRST_BATCH,
+                                  on_changed=lambda path: result.waiting_in_inbox.append((path.name, CHANGED_WHILE_READ)))
         filed = []
         for taken in result.timed_batches(batches):
             filed += _file_batch(history, ws, registry, form, taken, period, now, result)

@@ -29,6 +29,7 @@ def summarise(result: "RunResult") -> dict:
             "finished_at": dt.datetime.now().isoformat(timespec="seconds"), "run_id": result.run_id,
             "files": len(result.outcomes), **counts, "periods_written": result.periods_written,
             "left_in_inbox": result.left_in_inbox, "exit_code": result.exit_code,
+            "waiting_in_inbox": [{"file": name, "reason": why} for name, why in result.waiting_in_inbox],
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
             "history_backup": result.history_backup, "history_backup_failed": result.history_backup_failed,
             "outputs_in_use": result.outputs_in_use, "held_in_inbox": result.held_in_inbox,
@@ -46,6 +47,7 @@ def log_lines(result: "RunResult") -> list[str]:
         lines.append(f"    {STATUS_ZH.get(o.status, o.status)} {o.unit_name or '单位不明'} {o.period or ''} "
                      f"{o.file} {detail}{NAME_KEPT_ZH if o.name_kept else ''}".rstrip())
     lines += [f"    未处理(非指定报告期):{name}" for name in result.left_in_inbox]
+    lines += [f"    {waiting_line(name, why)}" for name, why in result.waiting_in_inbox]
     lines += [f"    已更新发件箱 {period}" for period in result.periods_written]
     if result.history_backup:
         lines.append(f"    已备份历史库 {result.history_backup}")
@@ -54,6 +56,11 @@ def log_lines(result: "RunResult") -> list[str]:
     if result.outputs_in_use:
         lines.append(f"    {result.outputs_in_use_message}")
     return lines
+
+
+def waiting_line(name: str, why: str) -> str:
+    """A file the run left in the inbox for later, and why."""
+    return f"暂未处理 {name}:{why}"
 
 
 def write_run_log(ws: Workspace, result: "RunResult") -> None:

@@ -53,30 +53,65 @@ def _is_lock_or_temporary(path: Path) -> bool:
     return name.startswith(("~$", ".~lock", "~")) or name.lower().endswith(IGNORED_SUFFIXES)
 
 
-def ready_files(inbox: Path, settle_seconds: float, now: float | None = None) -> list[Path]:
-    """Inbox files and folders that are complete: not in progress, unchanged for `settle_seconds`.
+# Why a run leaves an inbox entry for later, in the words the clerk reads (lock and hidden files: silently).
+NOT_SETTLED = "刚放入或仍在复制,下次运行时处理"
+UNFINISHED = "是未下载完或未保存完的临时文件,完成后下次运行时处理"
+FOLDER_IN_USE = "文件夹里有文件正被打开或未保存完,关闭后下次运行时处理"
+EMPTY_FOLDER = "是空文件夹,里面没有报表"
+A_LINK = "是链接(快捷方式),不会读取;请放入文件本身"
+CHANGED_WHILE_READ = "读取时文件仍在变化或被占用,下次运行时处理"
+
+
+@dataclass(frozen=True)
+class InboxEntries:
+    ready: list[Path]  # complete: this run takes them
+    waiting: list[tuple[str, str]]  # (name, why it waits): a person should know, the next run looks again
+
+
+def sort_inbox(inbox: Path, settle_seconds: float, now: float | None = None) -> InboxEntries:
+    """Inbox files and folders that are complete (not in progress, unchanged for `settle_seconds`), and the rest.
 
     A file still being copied grows or has a fresh modification time; it is taken next
     run. A folder is one return (one file per sheet): it is ready when every file in it
     has settled and none is a lock file (someone still has a sheet open). Links and
-    special files are never followed: they stay in the inbox.
+    special files are never followed: they stay in the inbox. Lock and hidden files are
+    nobody's return and are not mentioned; whatever else waits is, with its reason.
     """
     now = time.time() if now is None else now
-    ready = []
+    ready, waiting = [], []
     for path in sorted(inbox.iterdir()):
-        if is_work_in_progress(path) or path.is_symlink():
+        if path.name.startswith(IGNORED_PREFIXES):
             continue
-        if path.is_dir() and folder_settled(path, settle_seconds, now):
-            ready.append(path)
-        elif path.is_file() and now - path.stat().st_mtime >= settle_seconds:
-            ready.append(path)
-    return ready
+        if path.is_symlink():
+            waiting.append((path.name, A_LINK))
+        elif is_work_in_progress(path):
+            waiting.append((path.name, UNFINISHED))
+        elif path.is_dir():
+            why = folder_waits(path, settle_seconds, now)
+            if why:
+                waiting.append((path.name, why))
+            else:
+                ready.append(path)
+        elif path.is_file():
+            if now - path.stat().st_mtime >= settle_seconds:
+                ready.append(path)
+            else:
+                waiting.append((path.name, NOT_SETTLED))
+    return InboxEntries(ready, waiting)
 
 
-def folder_settled(folder: Path, settle_seconds: float, now: float) -> bool:
-    """Every file of the folder old enough, at least one of them, and none a lock or temporary file."""
+def ready_files(inbox: Path, settle_seconds: float, now: float | None = None) -> list[Path]:
+    """The inbox entries a run takes now (see sort_inbox)."""
+    return sort_inbox(inbox, settle_seconds, now).ready
+
+
+def folder_waits(folder: Path, settle_seconds: float, now: float) -> str:
+    """Why a folder of sheets is not ready yet; "" once every file is old enough, there is one, and none
+    is a lock or temporary file."""
     entries = [folder, *folder.rglob("*")]
     files = [p for p in entries if p.is_file() and not p.is_symlink()]
-    if not files or any(_is_lock_or_temporary(p) for p in files):
-        return False
-    return all(now - p.lstat().st_mtime >= settle_seconds for p in entries)
+    if not files:
+        return EMPTY_FOLDER
+    if any(_is_lock_or_temporary(p) for p in files):
+        return FOLDER_IN_USE
+    return "" if all(now - p.lstat().st_mtime >= settle_seconds for p in entries) else NOT_SETTLED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -71,6 +72,19 @@ def test_run_and_status(tmp_path, street, monkeypatch):
     assert re.search(r"甲村\s+已接收", status.output) and re.search(r"乙社区\s+未报送", status.output)
     history = CliRunner().invoke(main, ["history", "--unit", "甲村委会"])
     assert history.exit_code == 0 and "2026-10" in history.output and "期末人口 902" in history.output
+
+
+def test_a_run_that_takes_nothing_says_what_waits_and_why(tmp_path, street, monkeypatch):
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
+    for path in (tmp_path / "inbox").iterdir():
+        os.utime(path)  # just dropped: not settled yet
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "没有新的月报" not in result.output
+    assert "暂时没有可处理的月报" in result.output and "暂未处理 甲村.xlsx:刚放入或仍在复制,下次运行时处理" in result.output
+    logged = json.loads((tmp_path / "logs" / "runs.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert logged["waiting_in_inbox"] == [{"file": "甲村.xlsx", "reason": "刚放入或仍在复制,下次运行时处理"}]
+    assert "暂未处理 甲村.xlsx" in (tmp_path / "logs" / "运行日志.txt").read_text(encoding="utf-8")
 
 
 def test_run_with_a_broken_registry_exits_2(tmp_path):

@@ -18,6 +18,8 @@ from conftest import PERIOD, RUN_DAY, clean_return, drop
 from pipeline.intake import returns
 from pipeline.run import run
 from pipeline.store.history import History
+from pipeline.workspace import (A_LINK, CHANGED_WHILE_READ, EMPTY_FOLDER, FOLDER_IN_USE, NOT_SETTLED, UNFINISHED,
+                                sort_inbox)
 from test_intake_builders import csv_text, csv_zip, return_grids, settle, sheet_folder
 
 NOTE = ".原因.txt"
@@ -115,9 +117,11 @@ def test_a_file_still_being_copied_is_left_and_taken_next_run(workspace, street,
     first = run(workspace, street, now=RUN_DAY)
     writer.join()
     assert first.outcomes == [] and target.read_bytes() == data
+    assert first.waiting_in_inbox == [("甲村.xlsx", NOT_SETTLED)]  # said, not silently skipped
     settle(target)
     second = run(workspace, street, now=RUN_DAY)
     assert [(o.file, o.status) for o in second.outcomes] == [("甲村.xlsx", "accepted")]
+    assert second.waiting_in_inbox == []
 
 
 def test_a_file_that_grows_while_it_is_read_is_left_for_the_next_run(workspace, street, monkeypatch):
@@ -139,6 +143,7 @@ def test_a_file_that_grows_while_it_is_read_is_left_for_the_next_run(workspace, 
     monkeypatch.setattr(returns, "snapshot", snapshot_then_grow)
     first = run(workspace, street, now=RUN_DAY)
     assert first.outcomes == [] and path.exists()
+    assert first.waiting_in_inbox == [("甲村.xlsx", CHANGED_WHILE_READ)]
     monkeypatch.setattr(returns, "snapshot", real)
     settle(path)
     second = run(workspace, street, now=RUN_DAY)
@@ -150,8 +155,36 @@ def test_a_folder_with_a_sheet_still_open_waits(workspace, street):
     lock = folder / "~$月报.xls"
     lock.write_bytes(b"owner")
     settle(folder)
-    assert run(workspace, street, now=RUN_DAY).outcomes == []
+    waiting = run(workspace, street, now=RUN_DAY)
+    assert waiting.outcomes == [] and waiting.waiting_in_inbox == [("丙村", FOLDER_IN_USE)]
     lock.unlink()
     settle(folder)
     assert [o.status for o in run(workspace, street, now=RUN_DAY).outcomes] == ["accepted"]
     assert not folder.exists()
+
+
+def test_what_waits_in_the_inbox_is_named_with_its_reason(tmp_path):
+    """A clerk who asks for a run is told why her file was not taken; lock and hidden files are nobody's return."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    settle(_write(inbox / "甲村.xlsx", b"settled"))
+    _write(inbox / "乙村.xlsx", b"just dropped")
+    settle(_write(inbox / "~$甲村.xlsx", b"Excel's lock"))
+    settle(_write(inbox / ".DS_Store", b"hidden"))
+    settle(_write(inbox / "丙村.xlsx.crdownload", b"half"))
+    (inbox / "丁村").mkdir()
+    settle(_write(inbox / "丁村" / "月报.csv", b"a,b"))
+    settle(_write(inbox / "丁村" / "~$月报.csv", b"open"))
+    (inbox / "空文件夹").mkdir()
+    (inbox / "戊村.xlsx").symlink_to(inbox / "甲村.xlsx")
+    sheets = inbox / "己村"
+    sheets.mkdir()
+    settle(_write(sheets / "月报.csv", b"a,b"))
+    settle(sheets)
+
+    found = sort_inbox(inbox, settle_seconds=2.0)
+
+    assert sorted(p.name for p in found.ready) == ["己村", "甲村.xlsx"]
+    assert sorted(found.waiting) == sorted([("乙村.xlsx", NOT_SETTLED), ("丙村.xlsx.crdownload", UNFINISHED),
+                                            ("丁村", FOLDER_IN_USE), ("空文件夹", EMPTY_FOLDER),
+                                            ("戊村.xlsx", A_LINK)])

@@ -140,7 +140,8 @@ def take_in_all(files: list[tuple[Path, str | None]], registry: Registry, form: 
 def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, form: Form,
                     executor: Executor | None = None, limits: Limits = Limits(),
                     progress: Callable[[int, int], None] | None = None, workers: int = READ_WORKERS,
-                    batch: int = 250, first: int | None = None) -> Iterator[list[ReturnFile]]:
+                    batch: int = 250, first: int | None = None,
+                    on_changed: Callable[[Path], None] | None = None) -> Iterator[list[ReturnFile]]:
     """Take in the files `batch` at a time, in their order; the next batch is read while one is used.
 
     A run then holds a batch or two of returns, not thousands, and the reading processes
@@ -148,7 +149,7 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
     the batches grow from that size, doubling, up to `batch`, and shrink the same way at
     the end: the caller starts on a few returns at once instead of waiting for a whole
     batch to be read, and has few left once reading has ended. Files that changed
-    while being read are left out (for the next run).
+    while being read are left out (for the next run), each told to `on_changed`.
 
     By default `workers` limited reading processes (see `sandbox`) parse the files and take
     them in (`sheets.take_workbook`: tables located, unit and period identified), fed by a
@@ -160,12 +161,12 @@ def take_in_batches(files: list[tuple[Path, str | None]], registry: Registry, fo
     require_defusedxml()
     chunks = [files[start:end] for start, end in _spans(return_weights(files), batch, first or batch)]
     if executor is not None:
-        yield from _batches_on(executor, chunks, registry, form, None, progress)
+        yield from _batches_on(executor, chunks, registry, form, None, progress, on_changed)
         return
     workers = max(1, min(workers, len(files)))
     with ReaderPool(workers, limits, context=(registry, form)) as reader, \
             ThreadPoolExecutor(max_workers=2 * workers) as threads:
-        yield from _batches_on(threads, chunks, registry, form, reader, progress)
+        yield from _batches_on(threads, chunks, registry, form, reader, progress, on_changed)
 
 
 def _spans(weights: list[float], batch: int, first: int) -> Iterator[tuple[int, int]]:
@@ -216,7 +217,8 @@ def return_weights(files: list[tuple[Path, str | None]]) -> list[float]:
 
 
 def _batches_on(executor: Executor, chunks: list[list[tuple[Path, str | None]]], registry: Registry, form: Form,
-                reader: ReaderPool | None, progress: Callable[[int, int], None] | None) -> Iterator[list[ReturnFile]]:
+                reader: ReaderPool | None, progress: Callable[[int, int], None] | None,
+                on_changed: Callable[[Path], None] | None = None) -> Iterator[list[ReturnFile]]:
     total, done = sum(map(len, chunks)), 0
 
     def submit(chunk: list[tuple[Path, str | None]]) -> list[Future]:
@@ -232,6 +234,9 @@ def _batches_on(executor: Executor, chunks: list[list[tuple[Path, str | None]]],
                 done += 1
                 if progress:
                     progress(done, total)
+            for f in taken:
+                if f.changed and on_changed:
+                    on_changed(f.path)
             yield [f for f in taken if not f.changed]
     finally:  # the caller stopped early (an error while filing): read nothing more
         for future in upcoming:
