@@ -17,6 +17,7 @@ from pipeline.periods import deadline, stat_year_months
 from pipeline.registry import parse_registry
 from pipeline.resources import load_schema_file
 from pipeline.store.history import StoredReturn
+from pipeline.write.street_report import write_street_report
 from pipeline.write.summary import floating_counter, month_ranges, write_summary
 
 PERIOD = "2026-03"
@@ -171,6 +172,16 @@ def test_summary_page_setup(book):
     assert ws.freeze_panes == f"B{at + 1}"
     assert ws.page_setup.orientation == "landscape"
     assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToHeight == 0  # 1 wide is the default
+
+
+def test_street_report_prints_every_column_on_one_landscape_page_wide(tmp_path):
+    path, state = tmp_path / "错误报告.xlsx", build_state()
+    write_street_report(state, path, findings=[f for s in state.submissions for f in s.findings])
+    book = openpyxl.load_workbook(path)
+    for ws, header in ((book["全部问题"], "$4:$4"), (book["按单位统计"], "$1:$1")):
+        assert ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == 9
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToHeight == 0
+        assert ws.print_title_rows == header
 
 
 def test_submission_rows(book):

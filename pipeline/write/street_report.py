@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xlsxwriter.worksheet import Worksheet
+
 from pipeline.findings import Finding
 from pipeline.period import PeriodState
 from pipeline.periods import label_zh
@@ -39,6 +41,7 @@ def write_street_report(state: PeriodState, path: Path, findings: list[Finding] 
                 write_cell(ws, r, c, value)
         ws.autofilter(3, 0, 3 + max(len(findings), 1), len(COLUMNS) - 1)
         ws.freeze_panes(4, 0)
+        printed_list(ws, header_row=3)
         by_unit = book.add_worksheet("按单位统计")
         for c, name in enumerate(["单位代码", "单位名称", "状态", "错误", "警告", "提示"]):
             write_cell(by_unit, 0, c, name, head)
@@ -48,4 +51,15 @@ def write_street_report(state: PeriodState, path: Path, findings: list[Finding] 
             for c, value in enumerate(row):
                 write_cell(by_unit, r, c, value)
         by_unit.set_column(0, 2, 14)
+        by_unit.freeze_panes(1, 0)
+        printed_list(by_unit, header_row=0)
         book.close()
+
+
+def printed_list(ws: Worksheet, header_row: int) -> None:
+    """Printed as the statistician reads it: landscape A4, every column on one page wide, the header on each page."""
+    ws.set_landscape()
+    ws.set_paper(9)
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(header_row)
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
