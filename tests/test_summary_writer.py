@@ -166,22 +166,26 @@ def test_year_to_date_gap_note_and_footer(book):
     assert "统计负责人:" in footer and "填表人:" in footer and footer.endswith("报出日期:2026年4月10日")
 
 
+def printed_one_page_wide(ws, header: int) -> bool:
+    """Landscape A4, fit to one page wide (1 wide is the default) and as many down, `header` on each page."""
+    return (ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == 9
+            and ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToHeight == 0
+            and ws.print_title_rows == f"${header}:${header}")
+
+
 def test_summary_page_setup(book):
     ws = book["汇总"]
     at, _ = header_index(ws)
     assert ws.freeze_panes == f"B{at + 1}"
-    assert ws.page_setup.orientation == "landscape"
-    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToHeight == 0  # 1 wide is the default
+    assert printed_one_page_wide(ws, at)
+    assert all(printed_one_page_wide(book[name], 1) for name in ("报送情况", "环比", "流动人口汇总"))
 
 
 def test_street_report_prints_every_column_on_one_landscape_page_wide(tmp_path):
     path, state = tmp_path / "错误报告.xlsx", build_state()
     write_street_report(state, path, findings=[f for s in state.submissions for f in s.findings])
     book = openpyxl.load_workbook(path)
-    for ws, header in ((book["全部问题"], "$4:$4"), (book["按单位统计"], "$1:$1")):
-        assert ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == 9
-        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToHeight == 0
-        assert ws.print_title_rows == header
+    assert printed_one_page_wide(book["全部问题"], 4) and printed_one_page_wide(book["按单位统计"], 1)
 
 
 def test_submission_rows(book):

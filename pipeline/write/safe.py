@@ -111,6 +111,16 @@ def write_cell(ws: Worksheet, row: int, col: int, value: Any, fmt: Any = None) -
         ws.write_string(row, col, safe_text(str(value)), fmt)
 
 
+def print_one_page_wide(ws: Worksheet, header_row: int) -> None:
+    """Printed as a statistician reads a list: landscape A4, every column on one page wide, the header
+    row (0-based) on each page."""
+    ws.set_landscape()
+    ws.set_paper(9)
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(header_row)
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+
+
 def csv_safe(value: Any) -> str:
     """A CSV field that spreadsheet programs will not run as a formula."""
     text = "" if value is None else safe_text(str(value))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xlsxwriter.worksheet import Worksheet
-
 from pipeline.findings import Finding
 from pipeline.period import PeriodState
 from pipeline.periods import label_zh
 from pipeline.write.privacy import for_street
-from pipeline.write.safe import atomic_file, new_workbook, write_cell
+from pipeline.write.safe import atomic_file, new_workbook, print_one_page_wide, write_cell
 from pipeline.status import STATUS_ZH
 
 COLUMNS = [("严重程度", 8), ("单位代码", 14), ("单位名称", 12), ("文件", 28), ("工作表", 10), ("单元格", 8),
@@ -41,7 +39,7 @@ def write_street_report(state: PeriodState, path: Path, findings: list[Finding] 
                 write_cell(ws, r, c, value)
         ws.autofilter(3, 0, 3 + max(len(findings), 1), len(COLUMNS) - 1)
         ws.freeze_panes(4, 0)
-        printed_list(ws, header_row=3)
+        print_one_page_wide(ws, header_row=3)
         by_unit = book.add_worksheet("按单位统计")
         for c, name in enumerate(["单位代码", "单位名称", "状态", "错误", "警告", "提示"]):
             write_cell(by_unit, 0, c, name, head)
@@ -52,14 +50,6 @@ def write_street_report(state: PeriodState, path: Path, findings: list[Finding] 
                 write_cell(by_unit, r, c, value)
         by_unit.set_column(0, 2, 14)
         by_unit.freeze_panes(1, 0)
-        printed_list(by_unit, header_row=0)
+        print_one_page_wide(by_unit, header_row=0)
         book.close()
 
-
-def printed_list(ws: Worksheet, header_row: int) -> None:
-    """Printed as the statistician reads it: landscape A4, every column on one page wide, the header on each page."""
-    ws.set_landscape()
-    ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
-    ws.repeat_rows(header_row)
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)

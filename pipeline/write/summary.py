@@ -23,7 +23,7 @@ from pipeline.merge import TOTAL
 from pipeline.period import PeriodState, Submission
 from pipeline.periods import label_zh, month_end, shift
 from pipeline.resources import load_schema_file
-from pipeline.write.safe import atomic_file, new_workbook, write_cell
+from pipeline.write.safe import atomic_file, new_workbook, print_one_page_wide, write_cell
 
 LAYOUT_FILE = "summary_layout.toml"
 ACCEPTED = "accepted"
@@ -183,12 +183,8 @@ def summary_page(ws: Worksheet, columns: list[Column]) -> None:
     ws.set_column(0, 0, 12)
     ws.set_column(1, len(columns), FIGURE_WIDTH)
     ws.set_column(len(columns) + 1, len(columns) + 1, 10)
-    ws.set_landscape()
-    ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
-    ws.repeat_rows(TITLE_ROWS)
+    print_one_page_wide(ws, TITLE_ROWS)
     ws.center_horizontally()
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
 
 
 # ---- 报送情况 ------------------------------------------------------------------
@@ -206,6 +202,7 @@ def submissions_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: Form
     quarantine_rows(ws, len(state.submissions) + 2, state, layout, fmt, len(headers) - 1)
     ws.freeze_panes(1, 2)
     ws.autofilter(0, 0, len(state.submissions), len(headers) - 1)
+    print_one_page_wide(ws, 0)
     for col, key in enumerate(headers):
         ws.set_column(col, col, {"code": 14, "file": 32, "received": 17, "due": 11}.get(key, 10))
 
@@ -256,6 +253,7 @@ def month_on_month_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: F
     ws.freeze_panes(1, 2)
     ws.set_column(0, 1, 14)
     ws.set_column(2, 5, 10)
+    print_one_page_wide(ws, 0)
     if state.last_table is None:
         write_cell(ws, 1, 0, m["no_history"], fmt())
         return
@@ -312,6 +310,7 @@ def floating_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: Formats
     ws.set_row(0, 30)
     ws.set_column(0, 0, 12)
     ws.set_column(1, len(headers), FIGURE_WIDTH)
+    print_one_page_wide(ws, 0)
 
 
 def floating_counter(period: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
