@@ -18,7 +18,7 @@ from pipeline.executors import ExecutorUnavailable, per_file_executor
 from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run,
                           validate_files)
 from pipeline.runlog import waiting_line
-from pipeline.workspace import Workspace
+from pipeline.workspace import Workspace, sort_inbox
 from pipeline.status import NAME_KEPT_ZH, STATUS_ZH
 from pipeline.store.history import HistoryUnavailable
 from pipeline.write.safe import OutputInUse
@@ -224,14 +224,21 @@ def status_command(period: str | None, config: Path | None, workdir: Path) -> No
     from pipeline.status import period_status
 
     registry = _registry(workdir, config)
-    report = period_status(Workspace.at(workdir, registry.settings), registry, _period_option(period))
+    workspace = Workspace.at(workdir, registry.settings)
+    report = period_status(workspace, registry, _period_option(period))
     if report is None:
         click.echo("还没有任何报送记录。")
-        return
-    click.echo(f"{registry.street.name} {report.period} 报送情况(截止日期 {report.due})")
-    for line in report.lines:
-        click.echo(f"  {line.unit_name:8} {STATUS_ZH.get(line.status, line.status):6} {line.timeliness:10} "
-                   f"{line.received or '':19} 错误 {line.errors} 警告 {line.warnings}")
+    else:
+        click.echo(f"{registry.street.name} {report.period} 报送情况(截止日期 {report.due})")
+        for line in report.lines:
+            click.echo(f"  {line.unit_name:8} {STATUS_ZH.get(line.status, line.status):6} {line.timeliness:10} "
+                       f"{line.received or '':19} 错误 {line.errors} 警告 {line.warnings}")
+    if workspace.inbox.is_dir():  # what is not in the table yet: a clerk asking "did my file arrive?"
+        inbox = sort_inbox(workspace.inbox, registry.settings.settle_seconds)
+        for path in inbox.ready:
+            click.echo(f"收件箱中待处理 {path.name}:下次运行时处理")
+        for name, why in inbox.waiting:
+            click.echo(waiting_line(name, why))
 
 
 @main.command("restore")

@@ -64,12 +64,15 @@ def test_validate_clean_file_exits_0(tmp_path, street):
 
 def test_run_and_status(tmp_path, street, monkeypatch):
     working_folder_with_a_return(tmp_path, street, monkeypatch)
+    before = CliRunner().invoke(main, ["status", "--period", "2026-10"])
+    assert before.exit_code == 0 and "收件箱中待处理 甲村.xlsx:下次运行时处理" in before.output, before.output
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == 0, result.output
     assert "已接收" in result.output
     status = CliRunner().invoke(main, ["status", "--period", "2026-10"])
     assert status.exit_code == 0
     assert re.search(r"甲村\s+已接收", status.output) and re.search(r"乙社区\s+未报送", status.output)
+    assert "收件箱" not in status.output
     history = CliRunner().invoke(main, ["history", "--unit", "甲村委会"])
     assert history.exit_code == 0 and "2026-10" in history.output and "期末人口 902" in history.output
 
