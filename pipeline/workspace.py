@@ -60,6 +60,7 @@ FOLDER_IN_USE = "文件夹里有文件正被打开或未保存完,关闭后下�
 EMPTY_FOLDER = "是空文件夹,里面没有报表"
 A_LINK = "是链接(快捷方式),不会读取;请放入文件本身"
 CHANGED_WHILE_READ = "读取时文件仍在变化或被占用,下次运行时处理"
+CANNOT_OPEN = "无法访问(权限或网络问题),下次运行时再试"
 
 
 @dataclass(frozen=True)
@@ -80,24 +81,32 @@ def sort_inbox(inbox: Path, settle_seconds: float, now: float | None = None) -> 
     now = time.time() if now is None else now
     ready, waiting = [], []
     for path in sorted(inbox.iterdir()):
-        if path.name.startswith(IGNORED_PREFIXES):
+        try:
+            why = _why_it_waits(path, settle_seconds, now)
+        except FileNotFoundError:  # taken away since the listing
             continue
-        if path.is_symlink():
-            waiting.append((path.name, A_LINK))
-        elif is_work_in_progress(path):
-            waiting.append((path.name, UNFINISHED))
-        elif path.is_dir():
-            why = folder_waits(path, settle_seconds, now)
-            if why:
-                waiting.append((path.name, why))
-            else:
-                ready.append(path)
-        elif path.is_file():
-            if now - path.stat().st_mtime >= settle_seconds:
-                ready.append(path)
-            else:
-                waiting.append((path.name, NOT_SETTLED))
+        except OSError:  # a share's permissions, a network hiccup: looked at again next run
+            why = CANNOT_OPEN
+        if why == "":
+            ready.append(path)
+        elif why is not None:
+            waiting.append((path.name, why))
     return InboxEntries(ready, waiting)
+
+
+def _why_it_waits(path: Path, settle_seconds: float, now: float) -> str | None:
+    """"" for an entry ready to take, the reason it waits, or None for a lock or hidden file."""
+    if path.name.startswith(IGNORED_PREFIXES):
+        return None
+    if path.is_symlink():
+        return A_LINK
+    if is_work_in_progress(path):
+        return UNFINISHED
+    if path.is_dir():
+        return folder_waits(path, settle_seconds, now)
+    if not path.is_file():
+        return None  # a device or pipe: nothing a clerk drops
+    return "" if now - path.stat().st_mtime >= settle_seconds else NOT_SETTLED
 
 
 def ready_files(inbox: Path, settle_seconds: float, now: float | None = None) -> list[Path]:

@@ -18,8 +18,8 @@ from conftest import PERIOD, RUN_DAY, clean_return, drop
 from pipeline.intake import returns
 from pipeline.run import run
 from pipeline.store.history import History
-from pipeline.workspace import (A_LINK, CHANGED_WHILE_READ, EMPTY_FOLDER, FOLDER_IN_USE, NOT_SETTLED, UNFINISHED,
-                                sort_inbox)
+from pipeline.workspace import (A_LINK, CANNOT_OPEN, CHANGED_WHILE_READ, EMPTY_FOLDER, FOLDER_IN_USE, NOT_SETTLED,
+                                UNFINISHED, sort_inbox)
 from test_intake_builders import csv_text, csv_zip, return_grids, settle, sheet_folder
 
 NOTE = ".原因.txt"
@@ -188,3 +188,24 @@ def test_what_waits_in_the_inbox_is_named_with_its_reason(tmp_path):
     assert sorted(found.waiting) == sorted([("乙村.xlsx", NOT_SETTLED), ("丙村.xlsx.crdownload", UNFINISHED),
                                             ("丁村", FOLDER_IN_USE), ("空文件夹", EMPTY_FOLDER),
                                             ("戊村.xlsx", A_LINK)])
+
+
+def test_an_entry_the_inbox_cannot_show_waits_and_one_gone_since_the_listing_is_passed_over(tmp_path, monkeypatch):
+    """A network share refusing one file must not stop the night's run for the others."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("甲村.xlsx", "乙村.xlsx", "丙村.xlsx"):
+        settle(_write(inbox / name, b"settled"))
+    real_stat = Path.stat
+
+    def stat(self, *args, **kwargs):
+        if self.name == "乙村.xlsx":
+            raise PermissionError(13, "Permission denied", str(self))
+        if self.name == "丙村.xlsx":
+            raise FileNotFoundError(2, "No such file", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    found = sort_inbox(inbox, settle_seconds=2.0)
+    assert [p.name for p in found.ready] == ["甲村.xlsx"]
+    assert found.waiting == [("乙村.xlsx", CANNOT_OPEN)]
