@@ -296,3 +296,24 @@ def test_xml_spreadsheet_cells_are_placed_and_typed_as_excel_shows_them():
     assert sheet.name == "月报" and sheet.merges == [(1, 0, 1, 1)]
     assert [sheet.cell(1, c) for c in range(4)] == ["出生", None, 3.0, "一组"]  # a comment is not the cell's value
     assert [sheet.cell(2, c) for c in range(1, 5)] == [dt.date(2026, 10, 5), dt.datetime(2026, 10, 5, 8, 30), None, True]
+
+
+def test_a_word_or_powerpoint_file_sent_by_mistake_is_named_as_such(tmp_path):
+    """A .doc (or WPS .wps) or .docx where the return should be: the clerk is told what she sent, not "damaged"."""
+    import zipfile
+
+    from pipeline.intake.read import NOT_A_WORKBOOK, UnreadableFile, read_workbook
+
+    book = write_xls(tmp_path / "真的.xls", {"月报": [["WordDocument 情况说明", 1.0]]})
+    entry = lambda name: (name + "\0").encode("utf-16-le").ljust(64, b"\0") + (2 * len(name) + 2).to_bytes(2, "little")
+    assert entry("Workbook") in book.read_bytes()  # (the directory entry this test renames)
+    doc = tmp_path / "情况说明.doc"
+    doc.write_bytes(book.read_bytes().replace(entry("Workbook"), entry("WordDocument")))
+    docx = tmp_path / "情况说明.docx"
+    with zipfile.ZipFile(docx, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", "<document/>")
+    for path in (doc, docx):
+        with pytest.raises(UnreadableFile, match=NOT_A_WORKBOOK):
+            read_workbook(path)
+    assert read_workbook(book).sheets[0].cell(0, 0) == "WordDocument 情况说明"  # a workbook's text is not a stream name

@@ -31,6 +31,7 @@ READER_ENV = "PIPELINE_XLSX_READER"  # the parser of .xlsx/.xlsm; every other fo
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a village return is a few MB at most
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+NOT_A_WORKBOOK = "这是Word或PowerPoint文件,不是Excel工作簿"
 
 
 @dataclass
@@ -178,7 +179,7 @@ def read_zip(data: bytes, member: bool, xlsx_reader: str = "calamine") -> RawWor
         safety.check_xml_prologs(archive)
         return calamine_workbook(data, "ods", ods.merged_ranges(archive))
     if any(n.startswith(("word/", "ppt/")) for n in names):
-        raise UnreadableFile("这是Word或PowerPoint文件,不是Excel工作簿")
+        raise UnreadableFile(NOT_A_WORKBOOK)
     if member:
         raise UnreadableFile("压缩包里又套了一个压缩包,请解开后再报送")
     return bundle.read_zip_bundle(archive)
@@ -202,6 +203,8 @@ def read_ole(data: bytes) -> RawWorkbook:
 
     if safety.is_encrypted_ole(data):
         raise UnreadableFile("工作簿设有打开密码,无法读取。请去掉密码后重新报送")
+    if safety.is_other_office_ole(data):
+        raise UnreadableFile(NOT_A_WORKBOOK)
     return calamine_workbook(data, "xls")
 
 

@@ -57,6 +57,9 @@ PROLOG_BYTES = 4096  # the head of a part where a plain prolog and the root star
 FAST_SCAN_MAX_BYTES = 16 * 1024 * 1024  # larger worksheets are streamed by expat: memory stays bounded
 _REF = re.compile(r"^([A-Z]{1,3})(\d{1,7})$")
 _ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
+# Stream names in an OLE directory (UTF-16, with the terminating NUL the directory stores).
+_WORKBOOK_STREAMS = tuple(f"{name}\0".encode("utf-16-le") for name in ("Workbook", "Book"))
+_OTHER_OFFICE_STREAMS = tuple(f"{name}\0".encode("utf-16-le") for name in ("WordDocument", "PowerPoint Document"))
 
 
 # What zipfile raises on damaged members (a lying size fails its CRC: BadZipFile).
@@ -106,6 +109,12 @@ def check_zip(entries: list[zipfile.ZipInfo], compressed_size: int) -> None:
 def is_encrypted_ole(data: bytes) -> bool:
     """An Office file with an open password is an OLE container holding an EncryptedPackage stream."""
     return _ENCRYPTED in data
+
+
+def is_other_office_ole(data: bytes) -> bool:
+    """An old Word or PowerPoint file (.doc, .ppt, WPS's .wps, .dps): a WordDocument or PowerPoint Document
+    stream and no workbook stream. (Only told apart to say so: anything else goes to the parser.)"""
+    return any(name in data for name in _OTHER_OFFICE_STREAMS) and not any(name in data for name in _WORKBOOK_STREAMS)
 
 
 # ---- XML parts -----------------------------------------------------------------------
