@@ -317,3 +317,18 @@ def test_a_word_or_powerpoint_file_sent_by_mistake_is_named_as_such(tmp_path):
         with pytest.raises(UnreadableFile, match=NOT_A_WORKBOOK):
             read_workbook(path)
     assert read_workbook(book).sheets[0].cell(0, 0) == "WordDocument 情况说明"  # a workbook's text is not a stream name
+
+
+@pytest.mark.parametrize("name, head, words", [
+    ("扫描件.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "PDF"),
+    ("月报照片.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "图片"),
+    ("月报.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "图片"),
+    ("月报.rar", b"Rar!\x1a\x07\x01\x00", "RAR"),
+])
+def test_a_scan_a_photo_or_another_archive_is_named_as_such(tmp_path, name, head, words):
+    from pipeline.intake.read import UnreadableFile, read_workbook
+
+    path = tmp_path / name
+    path.write_bytes(head + bytes(range(256)) * 8)
+    with pytest.raises(UnreadableFile, match=words):
+        read_workbook(path)

@@ -32,6 +32,13 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # a village return is a few MB at most
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 NOT_A_WORKBOOK = "这是Word或PowerPoint文件,不是Excel工作簿"
+# Files clerks send instead of the workbook, told by their first bytes: (signatures, what to tell her).
+OTHER_FILES = (
+    ((b"%PDF-",), "这是PDF文件,不是Excel工作簿。扫描件无法读取,请报送Excel格式的月报"),
+    ((b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*"),
+     "这是图片,不是Excel工作簿。照片或扫描件无法读取,请报送Excel格式的月报"),
+    ((b"Rar!\x1a\x07", b"7z\xbc\xaf\x27\x1c"), "这是RAR或7z压缩包,无法打开。请直接报送Excel文件,或用zip格式压缩"),
+)
 
 
 @dataclass
@@ -146,6 +153,9 @@ def read_bytes(data: bytes, name: str, *, member: bool = False, xlsx_reader: str
     kind = sniff_format(data[:8])
     if kind == "empty":
         raise UnreadableFile("文件是空的,可能没有保存或复制完整")
+    for signatures, message in OTHER_FILES:
+        if data.startswith(signatures):
+            raise UnreadableFile(message)
     if kind == "ole":
         return read_ole(data)
     if kind == "zip":
