@@ -316,6 +316,8 @@ def test_a_word_or_powerpoint_file_sent_by_mistake_is_named_as_such(tmp_path):
     for path in (doc, docx):
         with pytest.raises(UnreadableFile, match=NOT_A_WORKBOOK):
             read_workbook(path)
+    taken = take_in_all([(settle(doc), None), (settle(docx), None)], None, load_form())
+    assert [f.code for t in taken for f in t.findings] == ["not-a-workbook"] * 2
     assert read_workbook(book).sheets[0].cell(0, 0) == "WordDocument 情况说明"  # a workbook's text is not a stream name
 
 
@@ -332,3 +334,7 @@ def test_a_scan_a_photo_or_another_archive_is_named_as_such(tmp_path, name, head
     path.write_bytes(head + bytes(range(256)) * 8)
     with pytest.raises(UnreadableFile, match=words):
         read_workbook(path)
+    [taken] = take_in_all([(settle(path), None)], None, load_form())
+    # her finding says what she sent, not "open it in Excel and save it again"
+    assert [(f.code, f.severity.value) for f in taken.findings] == [("not-a-workbook", "error")]
+    assert words in taken.findings[0].message and "另存为" not in taken.findings[0].message

@@ -16,6 +16,7 @@ from pipeline.findings import Finding, finding
 from pipeline.forms import Form
 from pipeline.intake.identify import Identity
 from pipeline.intake.locate import LocatedRows
+from pipeline.intake.read import NOT_A_WORKBOOK_REASONS
 from pipeline.intake.safety import require_defusedxml
 from pipeline.intake.sandbox import Limits, ReaderPool, ReadReport
 from pipeline.intake.sheets import TakenBook, take_workbook
@@ -255,7 +256,8 @@ def take_in(path: Path, registry: Registry, form: Form, sha256: str | None = Non
     result = (reader or worker_reader()).read(path)
     ret.read, ret.unreadable = result.report, result.reason
     if ret.unreadable:
-        ret.findings.append(finding("file-unreadable", file=path.name, value=ret.unreadable))
+        code = "not-a-workbook" if ret.unreadable in NOT_A_WORKBOOK_REASONS else "file-unreadable"
+        ret.findings.append(finding(code, file=path.name, value=ret.unreadable))
     ret.changed |= _snapshot_or_none(path) != before
     taken = result.taken
     if taken is None and result.workbook is not None:  # a reading process without the form: take it here
