@@ -17,7 +17,7 @@ from pipeline.merge import YearToDate, street_table, unit_totals, year_to_date
 from pipeline.periods import deadline, shift, stat_year_months
 from pipeline.registry import Registry, Unit
 from pipeline.resources import build_digest
-from pipeline.store.history import History, StoredReturn
+from pipeline.store.history import History, StoredReturn, first_accepted_at
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Submission:
     standing: StoredReturn | None
     findings: list[Finding]
     due: dt.date
+    first_accepted: dt.datetime | None = None  # arrival of its first return accepted (history.first_accepted_at)
 
     @property
     def status(self) -> str:
@@ -38,9 +39,15 @@ class Submission:
         return self.standing.received_at if self.standing else None
 
     @property
+    def reported(self) -> dt.datetime | None:
+        """When the unit reported, for timeliness: its first accepted return, else the one that stands."""
+        return self.first_accepted or self.received
+
+    @property
     def days_late(self) -> int:
-        """Days after the deadline it arrived (0 if on time); for a missing unit, days overdue so far."""
-        return max(0, (self.received.date() - self.due).days) if self.received else 0
+        """Days after the deadline it reported (0 if on time, or nothing came): a correction sent later does not
+        make it late."""
+        return max(0, (self.reported.date() - self.due).days) if self.reported else 0
 
     def count(self, severity: str) -> int:
         return sum(f.severity == severity for f in self.findings)
@@ -85,8 +92,9 @@ def load_period(history: History, registry: Registry, form: Form, period: str, n
     standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
     findings = history.findings_of([r.id for r in returns])
     due = deadline(period, registry.street.deadline_day)
-    submissions = [Submission(u, standing.get(u.code), findings[standing[u.code].id] if u.code in standing else [], due)
-                   for u in registry.units]
+    first = first_accepted_at(returns)
+    submissions = [Submission(u, standing.get(u.code), findings[standing[u.code].id] if u.code in standing else [], due,
+                              first.get(u.code)) for u in registry.units]
     counts = [c.name for c in form.monthly.columns if c.type == "count"]
     months = stat_year_months(period, registry.settings.stat_year_start_month)
     monthly = {m: accepted_totals(history, m, counts) for m in months}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pipeline.periods import deadline
 from pipeline.registry import Registry
-from pipeline.store.history import History
+from pipeline.store.history import History, first_accepted_at
 from pipeline.workspace import Workspace
 
 
@@ -36,12 +36,15 @@ class PeriodStatus:
     lines: list[StatusLine]
 
 
-def timeliness(received: dt.datetime | None, due: dt.date, today: dt.date) -> str:
-    """按时 / 逾期N天 / 未报送 (逾期未报 once the deadline has passed)."""
+def timeliness(received: dt.datetime | None, due: dt.date, today: dt.date, first: dt.datetime | None = None) -> str:
+    """按时 / 逾期N天 / 未报送 (逾期未报 once the deadline has passed), judged by `first`, the arrival of the
+    unit's first accepted return, where it has one (a later correction does not make it late)."""
     if received is None:
         return "逾期未报" if today > due else "未报送"
-    late = (received.date() - due).days
-    return f"逾期{late}天" if late > 0 else "按时"
+    reported = first or received
+    late = (reported.date() - due).days
+    word = f"逾期{late}天" if late > 0 else "按时"
+    return word if reported == received else f"{word}(首次报送 {reported:%m-%d})"
 
 
 def period_status(ws: Workspace, registry: Registry, period: str | None,
@@ -57,6 +60,7 @@ def period_status(ws: Workspace, registry: Registry, period: str | None,
         period = period or periods[-1]
         returns = history.returns(period=period)
         standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
+        first = first_accepted_at(returns)
         found = history.findings_of([r.id for r in standing.values()])
     due = deadline(period, registry.street.deadline_day)
     lines = []
@@ -65,7 +69,7 @@ def period_status(ws: Workspace, registry: Registry, period: str | None,
         fs = found.get(r.id, []) if r else []
         lines.append(StatusLine(unit.code, unit.name, r.status if r else "missing",
                                 r.received_at.isoformat(sep=" ", timespec="minutes") if r else "",
-                                timeliness(r.received_at if r else None, due, today),
+                                timeliness(r.received_at if r else None, due, today, first.get(unit.code)),
                                 sum(f.severity == "error" for f in fs), sum(f.severity == "warning" for f in fs)))
     return PeriodStatus(period, due, lines)
 

@@ -345,3 +345,35 @@ def test_a_return_held_open_in_the_inbox_is_filed_and_the_night_goes_on(workspac
     with History(workspace.history) as h:
         assert sorted(r.file_name for r in h.returns()) == ["乙社区.xlsx", "甲村.xlsx"]
     assert archived.is_file()
+
+
+def test_a_correction_after_the_deadline_does_not_make_a_unit_that_reported_in_time_late(workspace, street):
+    """甲村 reported in time, then corrected a cover field after the deadline; 乙社区's only return in time
+    was rejected, and its accepted one came three days late."""
+    import os
+
+    from pipeline.status import period_status
+
+    def received_on(path: Path, day: dt.datetime) -> None:
+        os.utime(path, (day.timestamp(), day.timestamp()))
+
+    drop(workspace, "甲村.xlsx", clean_return(street, "U01"))
+    bad = clean_return(street, "U02", first_serial=30)
+    bad.monthly.at[0, "期末人口"] += 5
+    drop(workspace, "乙社区.xlsx", bad)
+    run(workspace, street, now=RUN_DAY)
+    corrected = clean_return(street, "U01")
+    corrected.cover.update({"联系电话": "13900000001", "填报日期": dt.date(2026, 11, 20)})
+    received_on(drop(workspace, "甲村(更正).xlsx", corrected), dt.datetime(2026, 11, 20, 9, 0))
+    received_on(drop(workspace, "乙社区(改).xlsx", clean_return(street, "U02", first_serial=30)),
+                dt.datetime(2026, 11, 8, 9, 0))
+    later = dt.datetime(2026, 11, 21, 8, 0)
+    assert [o.status for o in run(workspace, street, now=later).outcomes] == ["accepted", "accepted"]
+
+    assert {u["unit"]: u["days_late"] for u in report(workspace)["units"]} == {"U01": 0, "U02": 3, "U03": 0}
+    rows = {r[1]: r for r in openpyxl.load_workbook(next((workspace.outbox / PERIOD).glob("*_汇总.xlsx")))["报送情况"]
+            .iter_rows(values_only=True) if r and r[1] in ("甲村", "乙社区")}
+    assert rows["甲村"][4:7] == ("2026-11-20 09:00", "2026-11-05", "按时(首次报送 11-03)")  # the correction stands
+    assert rows["乙社区"][4:7] == ("2026-11-08 09:00", "2026-11-05", "逾期3天")
+    lines = {line.unit_code: line.timeliness for line in period_status(workspace, street, PERIOD, later.date()).lines}
+    assert lines == {"U01": "按时(首次报送 11-03)", "U02": "逾期3天", "U03": "逾期未报"}

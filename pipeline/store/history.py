@@ -165,6 +165,19 @@ class StoredReturn:
     reason: str
 
 
+def first_accepted_at(returns: list[StoredReturn]) -> dict[str, dt.datetime]:
+    """Per unit, when its first return the checks accepted arrived: when it reported on time, or late.
+
+    A unit that reported in time and sends a correction after the deadline was not late;
+    one whose only returns in time were rejected was. Units with none accepted are absent.
+    """
+    first: dict[str, dt.datetime] = {}
+    for r in returns:
+        if r.verdict == "accepted" and r.unit is not None and (r.unit not in first or r.received_at < first[r.unit]):
+            first[r.unit] = r.received_at
+    return first
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where a return's table sat in the clerk's sheet: enough to point later findings at cells."""

@@ -204,7 +204,7 @@ def submissions_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: Form
     ws.autofilter(0, 0, len(state.submissions), len(headers) - 1)
     print_one_page_wide(ws, 0)
     for col, key in enumerate(headers):
-        ws.set_column(col, col, {"code": 14, "file": 32, "received": 17, "due": 11}.get(key, 10))
+        ws.set_column(col, col, {"code": 14, "file": 32, "received": 17, "due": 11, "timeliness": 20}.get(key, 10))
 
 
 def submission_values(sub: Submission, today: dt.date, layout: dict) -> dict[str, Any]:
@@ -222,10 +222,14 @@ def submission_values(sub: Submission, today: dt.date, layout: dict) -> dict[str
 
 
 def timeliness(sub: Submission, today: dt.date, words: dict) -> str:
-    """按时 / 逾期N天 for a received return; 未报送 / 逾期未报 for a missing one."""
+    """按时 / 逾期N天 for a received return, with the day it first reported when a later one stands;
+    未报送 / 逾期未报 for a missing one."""
     if sub.received is None:
         return words["overdue"] if today > sub.due else words["not_yet"]
-    return words["late"].format(days=sub.days_late) if sub.days_late else words["on_time"]
+    word = words["late"].format(days=sub.days_late) if sub.days_late else words["on_time"]
+    if sub.reported != sub.received:  # 收到时间 is the correction's: say when the unit reported
+        word += words["first_reported"].format(date=f"{sub.reported:%m-%d}")
+    return word
 
 
 def quarantine_rows(ws: Worksheet, row: int, state: PeriodState, layout: dict, fmt: Formats, last_col: int) -> None:
