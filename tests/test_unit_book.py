@@ -11,6 +11,9 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from openpyxl.cell.rich_text import CellRichText, TextBlock
+from openpyxl.cell.text import InlineFont
+from openpyxl.comments import Comment
 from python_calamine import CalamineWorkbook
 
 from conftest import PERIOD, RUN_DAY, clean_return
@@ -221,6 +224,36 @@ def test_a_second_annotation_replaces_the_first(tmp_path, street):
     assert marked_cells(book) == {(f.sheet, f.cell) for f in later}
     assert not [c for ws in book.worksheets if ws.title != LIST_SHEET for row in ws.iter_rows() for c in row
                 if c.fill.fill_type == "solid" and c.fill.fgColor.rgb == ROW_MARK and c.row != 3]
+
+
+def resaved_as_libreoffice_does(book: Path, target: Path) -> Path:
+    """Our annotated book as LibreOffice (and WPS) save it again: notes without their author, the
+    listing's title as rich text. (Seen with LibreOffice 7 on a returned book, 2026-11-29.)"""
+    made = openpyxl.load_workbook(book, rich_text=True)
+    for ws in made.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if cell.comment is not None:
+                    cell.comment = Comment(cell.comment.text, " ")
+    listing = made[LIST_SHEET]
+    listing["A1"] = CellRichText([TextBlock(InlineFont(b=True, sz=14), str(listing["A1"].value))])
+    made.save(target)
+    return target
+
+
+def test_a_returned_book_saved_again_by_another_program_is_annotated_afresh(tmp_path, street):
+    """The clerk opens the book we sent back, saves it in LibreOffice or WPS and sends it again unchanged:
+    one listing, and our old notes are not kept as hers under the new ones."""
+    source = write_return(tmp_path / "甲村.xlsx", defective(street))
+    found = checked(source, street)
+    resent = resaved_as_libreoffice_does(annotate(tmp_path, source, found), tmp_path / "甲村(另存).xlsx")
+    again = tmp_path / "again.xlsx"
+    later = checked(resent, street)
+    write_unit_book(again, "甲村", PERIOD, DUE, later, read_workbook(resent), CONTACT, source=resent)
+    book = openpyxl.load_workbook(again)
+    assert [t for t in book.sheetnames if t.startswith(LIST_SHEET)] == [LIST_SHEET]
+    assert marked_cells(book) == marked_cells(openpyxl.load_workbook(annotate(tmp_path, source, found)))
+    assert all(author == AUTHOR and "原批注" not in text for author, text in notes(again).values())
 
 
 def test_other_formats_are_rebuilt_at_the_same_positions(tmp_path, street):

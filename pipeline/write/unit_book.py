@@ -42,7 +42,7 @@ from openpyxl.utils.datetime import to_excel
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from pipeline.findings import Finding, sort_key
+from pipeline.findings import Finding, Severity, sort_key
 from pipeline.forms import load_form
 from pipeline.intake.read import RawWorkbook, UnreadableFile
 from pipeline.intake.safety import DAMAGED_ZIP, check_every_xml_prolog
@@ -99,6 +99,8 @@ WORDS = {
 }
 WIDTHS = [6, 9, 12, 10, 14, 22, 30, 70]
 SEVERITY_EN = {"error": "error", "warning": "warning", "info": "note"}
+# How each line of our notes starts (_line): ours, even where another program dropped their author.
+OUR_NOTE_STARTS = tuple(f"【{s.zh}】" for s in Severity) + tuple(f"[{word}] " for word in SEVERITY_EN.values())
 
 
 @dataclass(frozen=True)
@@ -366,19 +368,25 @@ def remove_old_annotations(book: Workbook) -> None:
     """A re-sent annotated book: our listing, comments and fills go; her own stay.
 
     A cell of hers that had a fill of its own before we marked it comes back unfilled.
+    Saved again by LibreOffice or WPS, our notes may have lost their author: a note that
+    reads as ours (each line 【错误】…) is ours in a book that has our listing, or on a cell
+    with our fill.
     """
+    listed = False
     for ws in list(book.worksheets):
         if _is_our_listing(ws):
             book.remove(ws)
+            listed = True
     # Our fills, by their index in the book's list of fills: a cell's fill is then looked at
     # without building its style (~10 ms a book of a few thousand cells).
     ours = {i for i, fill in enumerate(book._fills) if fill.fill_type == "solid" and _colour(fill) in OUR_FILLS}
     for ws in book.worksheets:
         for cell in ws._cells.values():
-            if cell.comment is not None and cell.comment.author == AUTHOR:
+            our_fill = bool(ours) and cell.has_style and cell._style.fillId in ours
+            if cell.comment is not None and _is_our_note(cell.comment, listed or our_fill):
                 text = cell.comment.text
                 cell.comment = Comment(text.split(HER_NOTE, 1)[1], "") if HER_NOTE in text else None
-            if ours and cell.has_style and cell._style.fillId in ours:
+            if our_fill:
                 cell.fill = PatternFill(fill_type=None)
 
 
@@ -386,7 +394,13 @@ def _is_our_listing(ws: Worksheet) -> bool:
     if not ws.title.startswith(LIST_SHEET):
         return False
     title = ws["A1"].value
-    return isinstance(title, str) and (title.endswith("月报审核结果") or "review of the monthly return" in title)
+    title = str(title) if title is not None else ""  # rich text once another program has saved it
+    return title.endswith("月报审核结果") or "review of the monthly return" in title
+
+
+def _is_our_note(comment: Comment, annotated_here: bool) -> bool:
+    """Ours by its author, or, where we annotated (`annotated_here`), by how it reads."""
+    return comment.author == AUTHOR or annotated_here and (comment.text or "").startswith(OUR_NOTE_STARTS)
 
 
 def _colour(fill: PatternFill) -> str:
