@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+SUMMARY_LAYOUT = "summary_layout.toml"  # the summary's sheets, columns and words (read by status too)
+
 
 def schemas_dir() -> Path:
     """The schemas/ folder: beside the package in a checkout, inside it once installed."""

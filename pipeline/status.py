@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pipeline.periods import deadline
 from pipeline.registry import Registry
+from pipeline.resources import SUMMARY_LAYOUT, load_schema_file
 from pipeline.store.history import History, first_accepted_at
 from pipeline.workspace import Workspace
 
@@ -36,15 +37,21 @@ class PeriodStatus:
     lines: list[StatusLine]
 
 
-def timeliness(received: dt.datetime | None, due: dt.date, today: dt.date, first: dt.datetime | None = None) -> str:
-    """按时 / 逾期N天 / 未报送 (逾期未报 once the deadline has passed), judged by `first`, the arrival of the
-    unit's first accepted return, where it has one (a later correction does not make it late)."""
+def timeliness(received: dt.datetime | None, due: dt.date, today: dt.date, first: dt.datetime | None = None,
+               words: dict[str, str] | None = None) -> str:
+    """按时 / 逾期N天 / 未报送 (逾期未报 once the deadline has passed), in the summary layout's `words`.
+
+    Judged by `first`, the arrival of the unit's first accepted return, where it has one: a
+    correction sent after the deadline does not make a unit that reported in time late, and
+    the day it first reported is said when a later return stands (`received`).
+    """
+    words = words or load_schema_file(SUMMARY_LAYOUT)["timeliness"]
     if received is None:
-        return "逾期未报" if today > due else "未报送"
+        return words["overdue"] if today > due else words["not_yet"]
     reported = first or received
-    late = (reported.date() - due).days
-    word = f"逾期{late}天" if late > 0 else "按时"
-    return word if reported == received else f"{word}(首次报送 {reported:%m-%d})"
+    late = max(0, (reported.date() - due).days)
+    word = words["late"].format(days=late) if late else words["on_time"]
+    return word if reported == received else word + words["first_reported"].format(date=f"{reported:%m-%d}")
 
 
 def period_status(ws: Workspace, registry: Registry, period: str | None,

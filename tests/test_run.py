@@ -371,9 +371,11 @@ def test_a_correction_after_the_deadline_does_not_make_a_unit_that_reported_in_t
     assert [o.status for o in run(workspace, street, now=later).outcomes] == ["accepted", "accepted"]
 
     assert {u["unit"]: u["days_late"] for u in report(workspace)["units"]} == {"U01": 0, "U02": 3, "U03": 0}
-    rows = {r[1]: r for r in openpyxl.load_workbook(next((workspace.outbox / PERIOD).glob("*_汇总.xlsx")))["报送情况"]
-            .iter_rows(values_only=True) if r and r[1] in ("甲村", "乙社区")}
-    assert rows["甲村"][4:7] == ("2026-11-20 09:00", "2026-11-05", "按时(首次报送 11-03)")  # the correction stands
-    assert rows["乙社区"][4:7] == ("2026-11-08 09:00", "2026-11-05", "逾期3天")
+    sheet = openpyxl.load_workbook(next((workspace.outbox / PERIOD).glob("*_汇总.xlsx")))["报送情况"]
+    rows = {r[1].value: r for r in sheet.iter_rows() if r[1].value in ("甲村", "乙社区")}
+    assert [c.value for c in rows["甲村"][4:7]] == ["2026-11-20 09:00", "2026-11-05", "按时(首次报送 11-03)"]
+    assert [c.value for c in rows["乙社区"][4:7]] == ["2026-11-08 09:00", "2026-11-05", "逾期3天"]
+    late_fill = {r: rows[r][6].fill.fgColor.rgb for r in rows}  # only the unit late is marked so
+    assert late_fill["甲村"] != late_fill["乙社区"] and late_fill["乙社区"].endswith("FFEB9C")
     lines = {line.unit_code: line.timeliness for line in period_status(workspace, street, PERIOD, later.date()).lines}
     assert lines == {"U01": "按时(首次报送 11-03)", "U02": "逾期3天", "U03": "逾期未报"}

@@ -52,4 +52,3 @@ def write_street_report(state: PeriodState, path: Path, findings: list[Finding] 
         by_unit.freeze_panes(1, 0)
         print_one_page_wide(by_unit, header_row=0)
         book.close()
-

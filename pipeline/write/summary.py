@@ -22,10 +22,10 @@ from pipeline.forms import load_form
 from pipeline.merge import TOTAL
 from pipeline.period import PeriodState, Submission
 from pipeline.periods import label_zh, month_end, shift
-from pipeline.resources import load_schema_file
+from pipeline.resources import SUMMARY_LAYOUT, load_schema_file
+from pipeline.status import timeliness
 from pipeline.write.safe import atomic_file, new_workbook, print_one_page_wide, write_cell
 
-LAYOUT_FILE = "summary_layout.toml"
 ACCEPTED = "accepted"
 TITLE_ROWS = 3  # 表名, the form marks, 填报单位 / 报告期; the header row comes next
 FIGURE_WIDTH = 8.5
@@ -59,7 +59,7 @@ class Formats:
 
 def write_summary(state: PeriodState, path: Path) -> None:
     """Write the period's district summary workbook to `path`, atomically."""
-    layout = load_schema_file(LAYOUT_FILE)
+    layout = load_schema_file(SUMMARY_LAYOUT)
     sheets = layout["sheets"]
     with atomic_file(path) as temp:
         workbook = new_workbook(temp)
@@ -196,7 +196,7 @@ def submissions_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: Form
         values = submission_values(sub, state.generated_at.date(), layout)
         bad = {} if sub.status == ACCEPTED else bad_style(layout)
         for col, key in enumerate(headers):
-            late = key == "timeliness" and not bad and values[key] != layout["timeliness"]["on_time"]
+            late = key == "timeliness" and not bad and sub.days_late > 0
             style = {"bg_color": layout["formats"]["late_fill"]} if late else bad
             write_cell(ws, row, col, values.get(key), fmt(border=1, **style))
     quarantine_rows(ws, len(state.submissions) + 2, state, layout, fmt, len(headers) - 1)
@@ -215,21 +215,10 @@ def submission_values(sub: Submission, today: dt.date, layout: dict) -> dict[str
         "file": standing.file_name if standing else None,
         "received": sub.received.strftime("%Y-%m-%d %H:%M") if sub.received else None,
         "due": sub.due.isoformat(),
-        "timeliness": timeliness(sub, today, layout["timeliness"]),
+        "timeliness": timeliness(sub.received, sub.due, today, sub.first_accepted, layout["timeliness"]),
         "status": status_word(sub.status, layout),
         "errors": sub.count("error"), "warnings": sub.count("warning"),
     }
-
-
-def timeliness(sub: Submission, today: dt.date, words: dict) -> str:
-    """按时 / 逾期N天 for a received return, with the day it first reported when a later one stands;
-    未报送 / 逾期未报 for a missing one."""
-    if sub.received is None:
-        return words["overdue"] if today > sub.due else words["not_yet"]
-    word = words["late"].format(days=sub.days_late) if sub.days_late else words["on_time"]
-    if sub.reported != sub.received:  # 收到时间 is the correction's: say when the unit reported
-        word += words["first_reported"].format(date=f"{sub.reported:%m-%d}")
-    return word
 
 
 def quarantine_rows(ws: Worksheet, row: int, state: PeriodState, layout: dict, fmt: Formats, last_col: int) -> None:
@@ -319,13 +308,13 @@ def floating_sheet(ws: Worksheet, state: PeriodState, layout: dict, fmt: Formats
 
 def floating_counter(period: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """floating_counts by the layout's columns, for persons present at the end of `period`."""
-    columns, end = load_schema_file(LAYOUT_FILE)["floating"]["columns"], month_end(period)
+    columns, end = load_schema_file(SUMMARY_LAYOUT)["floating"]["columns"], month_end(period)
     return lambda floating: floating_counts(floating, columns, end)
 
 
 def floating_fields() -> tuple[str, ...]:
     """The floating-register fields floating_counts reads: 流出日期 and each column's field."""
-    columns = load_schema_file(LAYOUT_FILE)["floating"]["columns"]
+    columns = load_schema_file(SUMMARY_LAYOUT)["floating"]["columns"]
     return tuple(dict.fromkeys(["流出日期", *(c["field"] for c in columns if "field" in c)]))
 
 
