@@ -6,6 +6,7 @@ import datetime as dt
 import posixpath
 import re
 import zipfile
+from collections import Counter
 from copy import deepcopy
 from pathlib import Path
 
@@ -405,10 +406,11 @@ def test_a_book_someone_has_open_comes_back_from_a_writing_process_by_name():
 
 
 # ---- her book marked in its own XML parts ---------------------------------------------------
-def package_problems(path: Path) -> list[str]:
+def package_problems(path: Path, her: Path | None = None) -> list[str]:
     """What would make Excel offer to repair the book: parts without a type, links to missing parts,
     worksheet elements out of the schema's order, style counts that lie, drawings sharing numbers,
-    more than one selected tab."""
+    more than one selected tab; and, given `her` book it was marked in, any error the Open XML SDK's
+    schemas and semantic rules (openxml-audit) find in it that hers did not have."""
     from lxml import etree
 
     from pipeline.write.book_xml import _SHEET_ORDER, CONTENT_TYPES, MAIN
@@ -450,7 +452,18 @@ def package_problems(path: Path) -> list[str]:
         problems.append(f"{selected} tabs selected")
     if len(drawings) != len(set(drawings)):
         problems.append(f"drawings share numbers: {drawings}")
+    if her is not None:
+        problems += [f"{part}: {what}" for part, what in (schema_errors(path) - schema_errors(her)).elements()]
     return problems
+
+
+def schema_errors(path: Path) -> Counter:
+    """(part, error) of each error openxml-audit finds (its warnings left out: a listing in inline
+    strings is one, which Excel moves to shared strings when it next saves the book)."""
+    from openxml_audit import OpenXmlValidator, ValidationSeverity
+
+    result = OpenXmlValidator(max_errors=0).validate(path)
+    return Counter((e.part_uri, e.description) for e in result.errors if e.severity == ValidationSeverity.ERROR)
 
 
 def notes(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
@@ -485,7 +498,7 @@ def test_a_plain_book_is_marked_in_her_own_parts_the_rest_kept_byte_for_byte(tmp
     found = [f for f in checked(source, street) if f.sheet == "育龄妇女"]
     only_her_own_book(monkeypatch)
     out = annotate(tmp_path, source, found)
-    assert package_problems(out) == []
+    assert package_problems(out, her=source) == []
     assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}
     remark = openpyxl.load_workbook(out)["育龄妇女"]["M3"]
     assert remark.value == "=cmd|' /C calc'!A0" and remark.data_type == "s" and remark.quotePrefix
@@ -506,7 +519,7 @@ def test_her_book_and_openpyxls_cleaned_copy_are_marked_alike(tmp_path, street, 
     monkeypatch.setattr(unit_book, "her_own_book", lambda *_: None)
     (tmp_path / "cleaned").mkdir()
     cleaned = annotate(tmp_path / "cleaned", source, found)
-    assert package_problems(fast) == package_problems(cleaned) == []
+    assert package_problems(fast, her=source) == package_problems(cleaned) == []
     assert values(fast) == values(cleaned) and fills(fast) == fills(cleaned) and notes(fast) == notes(cleaned)
     mine, theirs = openpyxl.load_workbook(fast), openpyxl.load_workbook(cleaned)
     assert links(mine) == links(theirs) and mine.sheetnames == theirs.sheetnames
@@ -527,7 +540,7 @@ def test_her_own_notes_stay_and_one_on_a_marked_cell_is_kept_under_ours(tmp_path
     book.save(source)
     only_her_own_book(monkeypatch)
     out = annotate(tmp_path, source, found)
-    assert package_problems(out) == []
+    assert package_problems(out, her=source) == []
     got = notes(out)
     assert got[("流动人口", "A1")] == ("李会计", "表头别动")
     author, text = got[("流动人口", cell)]
@@ -547,7 +560,9 @@ def test_a_marked_cell_in_a_hidden_row_column_or_sheet_is_shown(tmp_path, street
     ws.column_dimensions[column].hidden = True
     book.save(source)
     only_her_own_book(monkeypatch)
-    out = openpyxl.load_workbook(annotate(tmp_path, source, found))
+    path = annotate(tmp_path, source, found)
+    assert package_problems(path, her=source) == []
+    out = openpyxl.load_workbook(path)
     ws = out["流动人口"]
     assert ws.sheet_state == "visible" and not ws.row_dimensions[phone.row].hidden
     assert not ws.column_dimensions[column].hidden and ws.row_dimensions[phone.row + 1].hidden
@@ -559,7 +574,9 @@ def test_a_finding_inside_merged_cells_marks_the_cell_that_shows_them(tmp_path, 
     book["月报"].merge_cells("R4:S5")
     book.save(source)
     only_her_own_book(monkeypatch)
-    out = openpyxl.load_workbook(annotate(tmp_path, source, [finding("not-integer", sheet="月报", cell="S5", row=5)]))
+    path = annotate(tmp_path, source, [finding("not-integer", sheet="月报", cell="S5", row=5)])
+    assert package_problems(path, her=source) == []
+    out = openpyxl.load_workbook(path)
     assert out["月报"]["R4"].fill.fgColor.rgb == FILLS["error"] and out["月报"]["R4"].comment.author == AUTHOR
     assert links(out) == [("月报", "S5")]
 
@@ -679,7 +696,7 @@ def test_a_picture_in_her_header_keeps_its_drawing_when_notes_get_theirs(tmp_pat
         zout.writestr("xl/drawings/vmlDrawingHF1.vml", picture)
     only_her_own_book(monkeypatch)
     out = annotate(tmp_path, header, found)
-    assert package_problems(out) == []
+    assert package_problems(out, her=header) == []
     assert ("流动人口", next(f.cell for f in found if f.code == "phone-invalid")) in marked_cells(
         openpyxl.load_workbook(out))
     with zipfile.ZipFile(out) as archive:
@@ -733,7 +750,7 @@ def test_a_sheet_with_over_a_thousand_notes_numbers_its_drawing_apart_from_hers(
     found = [finding("not-in-list", sheet="育龄妇女", cell=cell, value="x", expected="y") for cell in cells]
     only_her_own_book(monkeypatch)
     out = annotate(tmp_path, numbered, found)
-    assert package_problems(out) == []
+    assert package_problems(out, her=numbered) == []
     assert len(marked_cells(openpyxl.load_workbook(out))) == 1100
 
 
@@ -753,7 +770,7 @@ def test_formulas_are_found_whatever_prefix_her_sheets_give_the_namespace(tmp_pa
     odd = rewrite_zip(source, tmp_path / "prefixed.xlsx", prefixed)
     assert b"<x:f>" in zipfile.ZipFile(odd).read("xl/worksheets/sheet2.xml")
     out = annotate(tmp_path, odd, [finding("population-balance", sheet="月报", cell="H4", field="期末人口")])
-    assert package_problems(out) == []
+    assert package_problems(out, her=odd) == []
     mine = openpyxl.load_workbook(out)
     assert mine["月报"]["T6"].data_type != "f" and mine["月报"]["B6"].value == "=SUM(B4:B5)"
     assert marked_cells(mine) == {("月报", "H4")}
