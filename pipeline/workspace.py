@@ -12,6 +12,7 @@ LOCK_FILE = ".pipeline.lock"
 # Names that are someone's work in progress, not a return: Excel/WPS lock files, temporaries.
 IGNORED_PREFIXES = ("~$", ".~lock", ".", "~")
 IGNORED_SUFFIXES = (".tmp", ".temp", ".crdownload", ".part", ".partial", ".download", "#", ".swp")
+SYSTEM_FILES = {"thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store"}  # what Windows and macOS leave in a folder
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,8 @@ def sort_inbox(inbox: Path, settle_seconds: float, now: float | None = None) -> 
     A file still being copied grows or has a fresh modification time; it is taken next
     run. A folder is one return (one file per sheet): it is ready when every file in it
     has settled and none is a lock file (someone still has a sheet open). Links and
-    special files are never followed: they stay in the inbox. Lock and hidden files are
-    nobody's return and are not mentioned; whatever else waits is, with its reason.
+    special files are never followed: they stay in the inbox. Lock, hidden and system files
+    (Thumbs.db) are nobody's return and are not mentioned; whatever else waits is, with its reason.
     """
     now = time.time() if now is None else now
     ready, waiting = [], []
@@ -95,8 +96,8 @@ def sort_inbox(inbox: Path, settle_seconds: float, now: float | None = None) -> 
 
 
 def _why_it_waits(path: Path, settle_seconds: float, now: float) -> str | None:
-    """"" for an entry ready to take, the reason it waits, or None for a lock or hidden file."""
-    if path.name.startswith(IGNORED_PREFIXES):
+    """"" for an entry ready to take, the reason it waits, or None for a lock, hidden or system file."""
+    if path.name.startswith(IGNORED_PREFIXES) or path.name.lower() in SYSTEM_FILES:
         return None
     if path.is_symlink():
         return A_LINK

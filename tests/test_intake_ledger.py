@@ -171,6 +171,8 @@ def test_what_waits_in_the_inbox_is_named_with_its_reason(tmp_path):
     _write(inbox / "乙村.xlsx", b"just dropped")
     settle(_write(inbox / "~$甲村.xlsx", b"Excel's lock"))
     settle(_write(inbox / ".DS_Store", b"hidden"))
+    settle(_write(inbox / "Thumbs.db", b"Windows' thumbnails"))  # what Explorer leaves in a shared folder
+    settle(_write(inbox / "desktop.ini", b"[.ShellClassInfo]"))
     settle(_write(inbox / "丙村.xlsx.crdownload", b"half"))
     (inbox / "丁村").mkdir()
     settle(_write(inbox / "丁村" / "月报.csv", b"a,b"))

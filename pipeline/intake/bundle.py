@@ -15,16 +15,15 @@ from pipeline.intake.delimited import stem
 from pipeline.intake.htmltables import unique_name
 from pipeline.intake.safety import DAMAGED_ZIP
 from pipeline.intake.read import MAX_FILE_BYTES, RawSheet, RawWorkbook, UnreadableFile, read_bytes, read_limited
+from pipeline.workspace import IGNORED_PREFIXES, SYSTEM_FILES
 
-IGNORED_PREFIXES = ("~$", ".~lock", ".", "~")
-IGNORED_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
 MAX_MEMBERS = 40
 
 
 def is_member_noise(name: str) -> bool:
     """Lock files, hidden files and system droppings are not sheets."""
     base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return not base or base.startswith(IGNORED_PREFIXES) or base.lower() in IGNORED_NAMES or "__MACOSX/" in name
+    return not base or base.startswith(IGNORED_PREFIXES) or base.lower() in SYSTEM_FILES or "__MACOSX/" in name
 
 
 def member_name(info: zipfile.ZipInfo) -> str:
