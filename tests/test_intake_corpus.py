@@ -326,8 +326,10 @@ def test_a_word_or_powerpoint_file_sent_by_mistake_is_named_as_such(tmp_path):
     ("月报照片.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "图片"),
     ("月报.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "图片"),
     ("月报.rar", b"Rar!\x1a\x07\x01\x00", "RAR"),
+    ("满春村10月报表.xlsx - 快捷方式.lnk", b"L\x00\x00\x00\x01\x14\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00F",
+     "快捷方式"),
 ])
-def test_a_scan_a_photo_or_another_archive_is_named_as_such(tmp_path, name, head, words):
+def test_a_scan_a_photo_an_archive_or_a_shortcut_is_named_as_such(tmp_path, name, head, words):
     from pipeline.intake.read import UnreadableFile, read_workbook
 
     path = tmp_path / name

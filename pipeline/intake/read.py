@@ -38,6 +38,7 @@ OTHER_FILES = (
     ((b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*"),
      "这是图片,不是Excel工作簿。照片或扫描件无法读取,请报送Excel格式的月报"),
     ((b"Rar!\x1a\x07", b"7z\xbc\xaf\x27\x1c"), "这是RAR或7z压缩包,无法打开。请直接报送Excel文件,或用zip格式压缩"),
+    ((b"L\x00\x00\x00\x01\x14\x02\x00",), "这是快捷方式,不是月报文件本身。请把Excel文件本身复制到收件箱"),  # a Windows .lnk
 )
 # The reasons that say the file is something else, not a workbook to open and save again.
 NOT_A_WORKBOOK_REASONS = frozenset({NOT_A_WORKBOOK, *(message for _, message in OTHER_FILES)})
