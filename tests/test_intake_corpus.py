@@ -340,3 +340,21 @@ def test_a_scan_a_photo_an_archive_or_a_shortcut_is_named_as_such(tmp_path, name
     # her finding says what she sent, not "open it in Excel and save it again"
     assert [(f.code, f.severity.value) for f in taken.findings] == [("not-a-workbook", "error")]
     assert words in taken.findings[0].message and "另存为" not in taken.findings[0].message
+
+
+def test_several_returns_in_one_folder_are_refused_by_name_not_read_as_one(tmp_path, street):
+    """Two units' workbooks dropped in one folder (or a sheet sent twice): which to take is not ours to
+    guess. The first unit's return was taken and the second's silently archived with it."""
+    from pipeline.intake.read import UnreadableFile, read_workbook
+    from pipeline.returnbook import write_return
+
+    together = tmp_path / "10月报表"
+    together.mkdir()
+    write_return(together / "甲村.xlsx", clean_return(street, "U01"))
+    write_return(together / "乙社区.xlsx", clean_return(street, "U02", first_serial=30))
+    with pytest.raises(UnreadableFile, match="“乙社区”和“甲村”里都有“封面”.*请每份月报单独报送"):
+        read_workbook(together)
+    twice = sheet_folder(tmp_path / "丙村", return_grids(clean_return(street, "U03", first_serial=60)))
+    (twice / "月报 .csv").write_bytes(next(twice.glob("月报.*")).read_bytes())  # the same sheet again
+    with pytest.raises(UnreadableFile, match="都有“月报"):
+        read_workbook(twice)

@@ -15,6 +15,7 @@ from pipeline.intake.delimited import stem
 from pipeline.intake.htmltables import unique_name
 from pipeline.intake.safety import DAMAGED_ZIP
 from pipeline.intake.read import MAX_FILE_BYTES, RawSheet, RawWorkbook, UnreadableFile, read_bytes, read_limited
+from pipeline.text import normalise_label
 from pipeline.workspace import IGNORED_PREFIXES, SYSTEM_FILES
 
 MAX_MEMBERS = 40
@@ -70,6 +71,7 @@ def _bundle(members: list[tuple[str, object]]) -> RawWorkbook:
         raise UnreadableFile(f"文件夹或压缩包里有 {len(members)} 个文件,不像是一份月报")
     sheets: list[RawSheet] = []
     taken: set[str] = set()
+    owners: dict[str, str] = {}  # a sheet's name, as the form would read it → the member it came from
     for name, load in members:
         try:
             book = read_bytes(load(), name, member=True)
@@ -77,6 +79,11 @@ def _bundle(members: list[tuple[str, object]]) -> RawWorkbook:
             raise UnreadableFile(f"“{stem(name)[:40]}”:{exc}") from exc
         filled = [s for s in book.sheets if any(any(v not in (None, "") for v in row) for row in s.grid)]
         for sheet in filled:
-            sheet.name = unique_name(stem(name) if len(filled) == 1 else sheet.name, taken)
+            wanted = stem(name) if len(filled) == 1 else sheet.name
+            owner = owners.setdefault(normalise_label(wanted), name)
+            if owner != name:  # whole returns side by side, or two versions of one sheet: never pick one
+                raise UnreadableFile(f"“{stem(owner)[:40]}”和“{stem(name)[:40]}”里都有“{wanted[:31]}”,像是几份月报"
+                                     "或同一张表的几个版本放在了一起。请每份月报单独报送")
+            sheet.name = unique_name(wanted, taken)
             sheets.append(sheet)
     return RawWorkbook("bundle", sheets)
