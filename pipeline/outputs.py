@@ -64,7 +64,7 @@ def write_period_outputs(history: History, registry: Registry, ws: Workspace, no
             state = load_period(history, registry, load_form(), period, now, floating_counter(period),
                                 floating_fields())
         try:
-            write_period(state, folder, workers)
+            write_period(state, folder, workers, ws.filed)
         except OutputInUse as exc:
             in_use += exc.paths
             continue
@@ -74,8 +74,9 @@ def write_period_outputs(history: History, registry: Registry, ws: Workspace, no
     return written, in_use
 
 
-def write_period(state: PeriodState, folder: Path, workers: int = 1) -> None:
-    """The summary, the street's error report, report.json, findings.csv and the unit workbooks.
+def write_period(state: PeriodState, folder: Path, workers: int = 1, filed: Callable[[str], Path] = Path) -> None:
+    """The summary, the street's error report, report.json, findings.csv and the unit workbooks
+    (`filed`: where an archived return is now, Workspace.filed).
 
     An output someone has open (Windows keeps it from being replaced) does not stop the
     others: they are written, then OutputInUse names every one that was not.
@@ -87,7 +88,7 @@ def write_period(state: PeriodState, folder: Path, workers: int = 1) -> None:
                   lambda: write_street_report(state, folder / names["errors"], street),
                   lambda: write_report_json(state, folder / names["report"], street),
                   lambda: write_findings_csv(street, folder / names["findings"]),
-                  lambda: write_unit_books(state, folder / UNIT_FOLDER, workers)):
+                  lambda: write_unit_books(state, folder / UNIT_FOLDER, workers, filed)):
         try:
             write()
         except OutputInUse as exc:
@@ -96,7 +97,7 @@ def write_period(state: PeriodState, folder: Path, workers: int = 1) -> None:
         raise OutputInUse(in_use)
 
 
-def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None:
+def write_unit_books(state: PeriodState, folder: Path, workers: int = 1, filed: Callable[[str], Path] = Path) -> None:
     """One annotated workbook per return with findings (superseded ones kept: they were sent back).
 
     A book already there is annotated again only when its digest (the return, its findings,
@@ -121,7 +122,7 @@ def write_unit_books(state: PeriodState, folder: Path, workers: int = 1) -> None
         due = state.submission(unit.code).due
         stamps[path.name] = _book_digest(r.sha256, unit.name, state.period, due, findings, contact, lang)
         if written.get(path.name) != stamps[path.name] or not path.is_file():
-            books.append((path, unit.name, due, findings, Path(r.archived_as)))
+            books.append((path, unit.name, due, findings, filed(r.archived_as)))
     in_use: list[Path] = []  # books someone has open: the others are written, these next run
     calls = [((path, name, state.period, due, findings, ArchivedValues(source), contact),
               {"source": source, "lang": lang}) for path, name, due, findings, source in books]

@@ -177,7 +177,7 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
     with History(ws.history) as history:
         with result.timed("intake"):
             inbox = sort_inbox(ws.inbox, registry.settings.settle_seconds)
-            files, held = finish_interrupted(history, inbox.ready)
+            files, held = finish_interrupted(history, ws, inbox.ready)
         result.waiting_in_inbox = inbox.waiting
         batches = take_in_batches(files, registry, form, per_file.executor, workers=per_file.workers,
                                   progress=lambda done, total: progress("intake", done, total), batch=BATCH_RETURNS,

@@ -41,6 +41,24 @@ class Workspace:
         for folder in (self.inbox, self.outbox, self.archive, self.quarantine):
             folder.mkdir(parents=True, exist_ok=True)
 
+    def filed(self, recorded: str) -> Path:
+        """Where a file the history recorded at `recorded` is now: there, or at the same place in this
+        working folder's archive or quarantine when the folder has moved since (a new disk or
+        computer: the history keeps whole paths); the recorded place when neither can be told."""
+        path = Path(recorded)
+        if path.exists():
+            return path
+        above = path.parts[:-1]
+        for folder in (self.archive, self.quarantine):
+            if folder.name in above:
+                at = max(i for i, part in enumerate(above) if part == folder.name)
+                return folder.joinpath(*path.parts[at + 1:])
+        return path
+
+    def holds(self, path: Path) -> bool:
+        """Whether `path` is in this working folder's archive or quarantine: the only places filing moves a file to."""
+        return any(path.resolve().is_relative_to(folder) for folder in (self.archive, self.quarantine))
+
 
 def is_work_in_progress(path: Path) -> bool:
     """Lock files, hidden files and temporaries are left alone in the inbox."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import openpyxl
 
-from conftest import RUN_DAY, clean_return, drop
+from conftest import PERIOD, RUN_DAY, clean_return, drop
 from pipeline.faults import KILL_AT, PAUSE_IN_LOCK
 from pipeline.run import run
 from pipeline.store.history import History
@@ -194,3 +194,63 @@ def test_killed_at_every_write_loses_nothing(tmp_path, street):
         if code != -signal.SIGKILL:
             break  # the kill came after the last write: every write point has been tried
     assert n > 10
+
+
+def _month_written_again(ws: Workspace) -> None:
+    """As after an upgrade: every output of the month, unit books too, is written at the next run."""
+    from pipeline.outputs import BOOKS_STAMP, STAMP
+
+    for stamp in (STAMP, BOOKS_STAMP):
+        (ws.outbox / PERIOD / stamp).unlink()
+
+
+def test_a_working_folder_moved_to_another_disk_goes_on_where_it_is(tmp_path, street):
+    """The history keeps whole paths: after the folder moved (a new computer), a file sent again is kept
+    beside its first copy in the folder as it is now, never sent to where the folder used to be, and the
+    unit books are annotated again from the archive where it is now."""
+    from pipeline.outputs import UNIT_FOLDER
+
+    old = Workspace.at(tmp_path / "旧电脑", street.settings)
+    old.create()
+    bad = clean_return(street, "U02", first_serial=30)
+    bad.monthly.at[0, "期末人口"] += 5
+    sent = drop(old, "乙社区.xlsx", bad).read_bytes()
+    drop(old, "甲村.xlsx", clean_return(street, "U01"))
+    run(old, street, now=RUN_DAY)
+    shutil.move(old.root, tmp_path / "新电脑")
+    ws = Workspace.at(tmp_path / "新电脑", street.settings)
+    _month_written_again(ws)
+    (ws.inbox / "乙社区(又发一次).xlsx").write_bytes(sent)
+    os.utime(ws.inbox / "乙社区(又发一次).xlsx", (RUN_DAY.timestamp() - 3600,) * 2)
+
+    again = run(ws, street, now=RUN_DAY)
+
+    assert [o.status for o in again.outcomes] == ["duplicate"] and again.exit_code in (0, 1)
+    assert not old.root.exists()  # nothing went back to where the folder was
+    kept = [p for p in ws.archive.rglob("*.xlsx") if p.read_bytes() == sent]
+    assert len(kept) == 2 and kept[0].parent == kept[1].parent  # the copy beside the first
+    [book] = (ws.outbox / PERIOD / UNIT_FOLDER).glob("U02_*.xlsx")
+    assert openpyxl.load_workbook(book).sheetnames[1:] == ["封面", "月报", "育龄妇女", "流动人口"]
+
+
+def test_a_return_gone_from_the_archive_still_gets_its_listing(workspace, street):
+    """Someone tidied the archive by hand: her book cannot be marked, but the night's run goes on and
+    the unit still gets what to correct."""
+    from pipeline.outputs import UNIT_FOLDER
+    from pipeline.write.unit_book import LIST_SHEET, NO_SOURCE_SHEET
+
+    bad = clean_return(street, "U02", first_serial=30)
+    bad.monthly.at[0, "期末人口"] += 5
+    drop(workspace, "乙社区.xlsx", bad)
+    run(workspace, street, now=RUN_DAY)
+    for archived in workspace.archive.rglob("*乙社区*.xlsx"):
+        archived.unlink()
+    _month_written_again(workspace)
+
+    again = run(workspace, street, now=RUN_DAY)
+
+    assert again.exit_code == 0 and again.periods_written == [PERIOD]
+    [book] = (workspace.outbox / PERIOD / UNIT_FOLDER).glob("U02_*.xlsx")
+    made = openpyxl.load_workbook(book)
+    assert made.sheetnames == [LIST_SHEET, NO_SOURCE_SHEET]
+    assert any("期末人口" in str(c.value) for row in made[LIST_SHEET].iter_rows() for c in row)

@@ -49,17 +49,22 @@ class Outcome:
     name_kept: bool = False  # filed, but its inbox name stays: another program holds it open (a later run drops it)
 
 
-def finish_interrupted(history: History, paths: list[Path]) -> tuple[list[tuple[Path, str]], list[Path]]:
+def finish_interrupted(history: History, ws: Workspace,
+                       paths: list[Path]) -> tuple[list[tuple[Path, str]], list[Path]]:
     """Complete the moves a killed run left undone; return the other files with their hashes, and the
-    files filed already whose inbox names are still held open (left for a later run)."""
+    files filed already whose inbox names are still held open (left for a later run).
+
+    A move is completed only into this working folder's archive or quarantine: a file is never
+    sent where a history copied from elsewhere says it once went.
+    """
     pending, held = [], []
     for path in paths:
         sha = file_sha256(path)
-        known = history.returns(sha256=sha)
-        unfinished = [r for r in known if not Path(r.archived_as).exists()]
+        places = [(r, ws.filed(r.archived_as)) for r in history.returns(sha256=sha)]
+        unfinished = [(r, place) for r, place in places if not place.exists() and ws.holds(place)]
         if unfinished:
-            _move(path, Path(unfinished[0].archived_as), unfinished[0])
-        elif any(Path(r.archived_as).exists() and os.path.samefile(path, r.archived_as) for r in known):
+            _move(path, unfinished[0][1], unfinished[0][0])
+        elif any(place.exists() and os.path.samefile(path, place) for _, place in places):
             # killed between linking into the archive and dropping the inbox name, or the file was
             # open then (Windows), and maybe still is: then its name stays for a later run
             if not drop_inbox_name(path):
@@ -91,7 +96,8 @@ def file_quarantined(history: History, ws: Workspace, run_id: int, f: ReturnFile
 def file_repeat(history: History, ws: Workspace, run_id: int, f: ReturnFile) -> Outcome:
     """The same content again: kept beside the first copy, recorded, not processed twice."""
     first = history.returns(sha256=f.sha256)
-    folder = Path(first[0].archived_as).parent if first else ws.archive / DUPLICATES_FOLDER
+    beside = ws.filed(first[0].archived_as).parent if first else None
+    folder = beside if beside is not None and ws.holds(beside) else ws.archive / DUPLICATES_FOLDER
     target = free_path(folder / f"重复_{f.sha256[:12]}_{safe_name(f.name)}")
     reason = f"与已处理的文件“{first[0].file_name}”内容相同" if first else "本次收到两份内容相同的文件"
     stored = _stored(f, target, "duplicate", reason)

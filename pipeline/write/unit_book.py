@@ -57,6 +57,7 @@ AUTHOR = "街道审核"
 FILLS = {"error": "FFFFB3B3", "warning": "FFFFE699", "info": "FFE2EFDA"}
 ROW_MARK = "FFFDF0F0"
 OUR_FILLS = {*FILLS.values(), ROW_MARK}
+NO_SOURCE_SHEET, NO_SOURCE_TEXT = "原报表", "原报表文件已不在归档中,这里只列出问题;请对照本单位留存的报表修改。"
 HER_NOTE = "\n\n(原批注)"  # our comment keeps hers after this line, and gives it back when removed
 MAX_MARK_COLUMNS = 80  # a row is tinted across at most this many used columns
 MAX_ANNOTATE_BYTES = 200 * 1024 * 1024  # larger (uncompressed) workbooks are rebuilt instead
@@ -214,7 +215,8 @@ def annotatable(source: Path) -> bool:
 
 
 def rebuild(raw: RawWorkbook | None) -> Workbook:
-    """Her sheets from the values read at intake, each value at its own position."""
+    """Her sheets from the values read at intake, each value at its own position; with none (her file is
+    no longer in the archive), one sheet that says so: the book then brings her the listing alone."""
     book = Workbook()
     book.remove(book.active)
     for sheet in raw.sheets if raw else []:
@@ -224,6 +226,8 @@ def rebuild(raw: RawWorkbook | None) -> Workbook:
                 if value is not None and value != "":
                     set_value(ws.cell(r, c), value)
         _fit_columns(ws)
+    if not book.sheetnames:
+        book.create_sheet(NO_SOURCE_SHEET)["A1"] = NO_SOURCE_TEXT
     return book
 
 
