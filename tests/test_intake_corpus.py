@@ -7,6 +7,7 @@ and give exactly the figures and persons of the template .xlsx.
 from __future__ import annotations
 
 import copy
+import re
 import datetime as dt
 import shutil
 import time
@@ -358,3 +359,15 @@ def test_several_returns_in_one_folder_are_refused_by_name_not_read_as_one(tmp_p
     (twice / "月报 .csv").write_bytes(next(twice.glob("月报.*")).read_bytes())  # the same sheet again
     with pytest.raises(UnreadableFile, match="都有“月报"):
         read_workbook(twice)
+
+
+def test_a_wps_spreadsheet_in_its_own_format_says_how_to_save_it(tmp_path):
+    """WPS saves .et by default; one calamine cannot read is named for what it is, an .xls named .et is read."""
+    from pipeline.intake.read import UnreadableFile, WPS_SPREADSHEET, read_workbook
+
+    et = tmp_path / "满春村10月.et"
+    et.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
+    with pytest.raises(UnreadableFile, match=re.escape(WPS_SPREADSHEET)):
+        read_workbook(et)
+    renamed = write_xls(tmp_path / "红星村10月.et", {"月报": [["小组", "期初人口"], ["一组", 12.0]]})
+    assert read_workbook(renamed).sheets[0].cell(1, 1) == 12.0

@@ -40,6 +40,7 @@ OTHER_FILES = (
     ((b"Rar!\x1a\x07", b"7z\xbc\xaf\x27\x1c"), "这是RAR或7z压缩包,无法打开。请直接报送Excel文件,或用zip格式压缩"),
     ((b"L\x00\x00\x00\x01\x14\x02\x00",), "这是快捷方式,不是月报文件本身。请把Excel文件本身复制到收件箱"),  # a Windows .lnk
 )
+WPS_SPREADSHEET = "这是WPS表格自己的 .et 格式,无法读取。请在WPS中“另存为”Excel 工作簿(.xlsx)后报送"
 # The reasons that say the file is something else, not a workbook to open and save again.
 NOT_A_WORKBOOK_REASONS = frozenset({NOT_A_WORKBOOK, *(message for _, message in OTHER_FILES)})
 
@@ -160,7 +161,12 @@ def read_bytes(data: bytes, name: str, *, member: bool = False, xlsx_reader: str
         if data.startswith(signatures):
             raise UnreadableFile(message)
     if kind == "ole":
-        return read_ole(data)
+        try:
+            return read_ole(data)
+        except UnreadableFile:
+            if name.lower().endswith((".et", ".ett")):  # by content it is only some OLE file: the name says whose
+                raise UnreadableFile(WPS_SPREADSHEET) from None
+            raise
     if kind == "zip":
         return read_zip(data, member, xlsx_reader)
     text = delimited.decode_text(data)
