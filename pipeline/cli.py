@@ -13,7 +13,8 @@ import click
 from pipeline.intake.read import READER_ENV, XLSX_READERS
 from pipeline.intake.safety import UnsafeEnvironment
 from pipeline.periods import parse_period
-from pipeline.registry import RegistryError, Registry, find_registry, load_registry
+from pipeline.registry import (REGISTRY_FILE, RegistryError, Registry, demo_registry_path, find_registry,
+                               load_registry)
 from pipeline.executors import ExecutorUnavailable, per_file_executor
 from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS, RunLocked, RunResult, run,
                           validate_files)
@@ -39,8 +40,12 @@ def _period_option(value: str | None) -> str | None:
 
 
 def _registry(workdir: Path, config: Path | None) -> Registry:
+    path = find_registry(workdir, config)
+    if path == demo_registry_path():  # a scheduled job started in the wrong folder must not pass unnoticed
+        click.echo(f"注意:工作目录 {workdir.resolve()} 里没有登记文件 {REGISTRY_FILE},使用的是内置的示范街道"
+                   "(丽景街道)。正式运行请在工作目录放好 pipeline.toml,或用 --workdir / --config 指定。", err=True)
     try:
-        return load_registry(find_registry(workdir, config))
+        return load_registry(path)
     except RegistryError as exc:
         raise CannotRun(str(exc)) from exc
 

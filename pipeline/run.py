@@ -53,6 +53,7 @@ class RunResult:
     periods_written: list[str] = field(default_factory=list)
     left_in_inbox: list[str] = field(default_factory=list)
     waiting_in_inbox: list[tuple[str, str]] = field(default_factory=list)  # (name, why): left for the next run
+    registry: str = ""  # the registry file the run used
     stage_seconds: dict[str, float] = field(default_factory=dict)  # intake … write, backup (a day's first run)
     history_backup: str = ""  # the day's copy of the history, when this run wrote it
     history_backup_failed: str = ""  # why the day's copy could not be written
@@ -173,7 +174,7 @@ def _run_locked(ws: Workspace, registry: Registry, period: str | None, now: dt.d
                 progress: Progress, per_file: PerFile) -> RunResult:
     clean_stale_temporaries(ws.outbox)
     form = load_form()
-    result = RunResult(now)
+    result = RunResult(now, registry=str(registry.source))
     with History(ws.history) as history:
         with result.timed("intake"):
             inbox = sort_inbox(ws.inbox, registry.settings.settle_seconds)

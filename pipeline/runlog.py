@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
+from pipeline.registry import demo_registry_path
 from pipeline.status import NAME_KEPT_ZH, STATUS_ZH
 from pipeline.workspace import Workspace
 
@@ -30,6 +31,7 @@ def summarise(result: "RunResult") -> dict:
             "files": len(result.outcomes), **counts, "periods_written": result.periods_written,
             "left_in_inbox": result.left_in_inbox, "exit_code": result.exit_code,
             "waiting_in_inbox": [{"file": name, "reason": why} for name, why in result.waiting_in_inbox],
+            "registry": result.registry,
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
             "history_backup": result.history_backup, "history_backup_failed": result.history_backup_failed,
             "outputs_in_use": result.outputs_in_use, "held_in_inbox": result.held_in_inbox,
@@ -42,6 +44,8 @@ def log_lines(result: "RunResult") -> list[str]:
     when = result.started_at.strftime("%Y-%m-%d %H:%M")
     lines = [f"[{when}] 运行结束:{EXIT_ZH[result.exit_code]}(退出码 {result.exit_code}),"
              f"处理文件 {len(result.outcomes)} 个。"]
+    if result.registry == str(demo_registry_path()):
+        lines.append("    注意:没有找到登记文件 pipeline.toml,用的是内置的示范街道")
     for o in result.outcomes:
         detail = f"错误 {o.errors},警告 {o.warnings}" if o.status in ("accepted", "rejected") else o.reason
         lines.append(f"    {STATUS_ZH.get(o.status, o.status)} {o.unit_name or '单位不明'} {o.period or ''} "

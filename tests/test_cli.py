@@ -316,3 +316,18 @@ def test_a_fault_of_the_program_exits_2_not_1_and_the_next_run_writes_the_output
     monkeypatch.chdir(tmp_path)
     assert CliRunner().invoke(main, ["run"]).exit_code == 0
     assert list((tmp_path / "outbox" / "2026-10").glob("*_汇总.xlsx"))
+
+
+def test_a_run_without_a_registry_says_it_uses_the_demo_street(tmp_path, monkeypatch):
+    """A scheduled job started in the wrong folder: the contract says the demo street is used, so the
+    run goes on, but it says so on stderr and in both run logs, where the morning's reader looks."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 0, result.output
+    assert f"工作目录 {tmp_path} 里没有登记文件 pipeline.toml,使用的是内置的示范街道" in result.stderr
+    assert "没有找到登记文件 pipeline.toml" in (tmp_path / "logs" / "运行日志.txt").read_text(encoding="utf-8")
+    logged = json.loads((tmp_path / "logs" / "runs.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert logged["registry"].endswith("demo_street.toml")
+    registry_file(tmp_path)
+    quiet = CliRunner().invoke(main, ["run"])
+    assert quiet.exit_code == 0 and "没有登记文件" not in quiet.stderr
