@@ -43,7 +43,7 @@ def _registry(workdir: Path, config: Path | None) -> Registry:
     path = find_registry(workdir, config)
     if path == demo_registry_path():  # a scheduled job started in the wrong folder must not pass unnoticed
         click.echo(f"注意:工作目录 {workdir.resolve()} 里没有登记文件 {REGISTRY_FILE},使用的是内置的示范街道"
-                   "(丽景街道)。正式运行请在工作目录放好 pipeline.toml,或用 --workdir / --config 指定。", err=True)
+                   f"(丽景街道)。正式使用请把 {REGISTRY_FILE} 放在工作目录,或用 --config 指定。", err=True)
     try:
         return load_registry(path)
     except RegistryError as exc:
