@@ -510,6 +510,20 @@ def test_a_plain_book_is_marked_in_her_own_parts_the_rest_kept_byte_for_byte(tmp
     assert unselected == ["xl/worksheets/sheet1.xml"]  # her first sheet, no longer the one shown
 
 
+def test_a_book_libreoffice_saved_is_marked_in_her_own_parts(tmp_path, street, monkeypatch):
+    """Clerks who use LibreOffice (or a WPS that saves alike) send its dialect of .xlsx: marked in its own
+    parts too, with nothing added that the Open XML SDK's schemas object to."""
+    source = tmp_path / "甲村.xlsx"
+    source.write_bytes((Path(__file__).parent / "data" / "甲村_libreoffice.xlsx").read_bytes())
+    found = checked(source, street)
+    assert {f.code for f in found} >= {"population-balance", "not-in-list", "id-checksum", "phone-invalid"}
+    only_her_own_book(monkeypatch)
+    out = annotate(tmp_path, source, found)
+    assert package_problems(out, her=source) == []
+    assert marked_cells(openpyxl.load_workbook(out)) == {(f.sheet, f.cell) for f in found}
+    assert {cell: author for cell, (author, _) in notes(out).items()} == {(f.sheet, f.cell): AUTHOR for f in found}
+
+
 def test_her_book_and_openpyxls_cleaned_copy_are_marked_alike(tmp_path, street, monkeypatch):
     from pipeline.write import unit_book
 
