@@ -17,6 +17,7 @@ from pipeline.merge import YearToDate, street_table, unit_totals, year_to_date
 from pipeline.periods import deadline, shift, stat_year_months
 from pipeline.registry import Registry, Unit
 from pipeline.resources import build_digest
+from pipeline.status import days_late
 from pipeline.store.history import History, StoredReturn, first_accepted_at
 
 
@@ -47,7 +48,7 @@ class Submission:
     def days_late(self) -> int:
         """Days after the deadline it reported (0 if on time, or nothing came): a correction sent later does not
         make it late."""
-        return max(0, (self.reported.date() - self.due).days) if self.reported else 0
+        return days_late(self.reported, self.due) if self.reported else 0
 
     def count(self, severity: str) -> int:
         return sum(f.severity == severity for f in self.findings)

@@ -37,6 +37,11 @@ class PeriodStatus:
     lines: list[StatusLine]
 
 
+def days_late(reported: dt.datetime, due: dt.date) -> int:
+    """Whole days after the deadline a unit reported (0 on or before it)."""
+    return max(0, (reported.date() - due).days)
+
+
 def timeliness(received: dt.datetime | None, due: dt.date, today: dt.date, first: dt.datetime | None = None,
                words: dict[str, str] | None = None) -> str:
     """按时 / 逾期N天 / 未报送 (逾期未报 once the deadline has passed), in the summary layout's `words`.
@@ -49,7 +54,7 @@ def timeliness(received: dt.datetime | None, due: dt.date, today: dt.date, first
     if received is None:
         return words["overdue"] if today > due else words["not_yet"]
     reported = first or received
-    late = max(0, (reported.date() - due).days)
+    late = days_late(reported, due)
     word = words["late"].format(days=late) if late else words["on_time"]
     return word if reported == received else word + words["first_reported"].format(date=f"{reported:%m-%d}")
 

@@ -60,12 +60,6 @@ class Workspace:
         return any(path.resolve().is_relative_to(folder) for folder in (self.archive, self.quarantine))
 
 
-def is_work_in_progress(path: Path) -> bool:
-    """Lock files, hidden files and temporaries are left alone in the inbox."""
-    name = path.name
-    return name.startswith(IGNORED_PREFIXES) or name.lower().endswith(IGNORED_SUFFIXES)
-
-
 def _is_lock_or_temporary(path: Path) -> bool:
     """Inside a folder, hidden files (.DS_Store) are harmless; lock and temporary files mean work goes on."""
     name = path.name
@@ -119,7 +113,7 @@ def _why_it_waits(path: Path, settle_seconds: float, now: float) -> str | None:
         return None
     if path.is_symlink():
         return A_LINK
-    if is_work_in_progress(path):
+    if path.name.lower().endswith(IGNORED_SUFFIXES):
         return UNFINISHED
     if path.is_dir():
         return folder_waits(path, settle_seconds, now)
