@@ -361,6 +361,47 @@ def test_several_returns_in_one_folder_are_refused_by_name_not_read_as_one(tmp_p
         read_workbook(twice)
 
 
+def test_a_scan_or_a_note_sent_beside_the_sheets_is_kept_and_named_not_fatal(tmp_path, street):
+    """A zip or folder holding the sheets and the scan of a stamped letter, a photo or a Word note: the
+    return is read from its sheets and the street is told what came with it; it was refused whole."""
+    import zipfile
+
+    grids = return_grids(clean_return(street, "U01"))
+    folder = sheet_folder(tmp_path / "满春村10月", grids)
+    (folder / "盖章报告单.pdf").write_bytes(b"%PDF-1.7\n" + bytes(300))
+    (folder / "照片.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(300))
+    plain = csv_zip(tmp_path / "plain.zip", grids)
+    zipped = tmp_path / "满春村10月.zip"
+    shutil.copy(plain, zipped)
+    with zipfile.ZipFile(zipped, "a") as z:
+        z.writestr("情况说明.docx", _docx_bytes())
+    only_scans = tmp_path / "扫描件"
+    only_scans.mkdir()
+    (only_scans / "月报.pdf").write_bytes(b"%PDF-1.4\n" + bytes(300))
+    returns = take_in_all([(settle(p), None) for p in (folder, settle(zipped), plain, only_scans)], street, load_form())
+    checked, _ = check_returns(returns[:3], street, load_form(), RUN_DAY.date(), no_earlier_persons())
+    assert [c.verdict for c in checked] == ["accepted"] * 3
+    notes = [sorted((f.code, f.severity.value, f.value) for f in c.findings if f.code == "attachment-not-read")
+             for c in checked]
+    assert notes == [[("attachment-not-read", "info", "照片.jpg"), ("attachment-not-read", "info", "盖章报告单.pdf")],
+                     [("attachment-not-read", "info", "情况说明.docx")], []]
+    assert "盖章报告单.pdf" in next(f.message for f in checked[0].findings if f.value == "盖章报告单.pdf")
+    assert _numbers(checked[0]) == _numbers(checked[2]) == _numbers(checked[1])
+    [nothing] = returns[3].findings  # nothing but scans: not a return, and she is told so
+    assert nothing.code == "not-a-workbook" and "没有Excel表格" in nothing.message
+
+
+def _docx_bytes() -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", "<document/>")
+    return out.getvalue()
+
+
 def test_a_wps_spreadsheet_in_its_own_format_says_how_to_save_it(tmp_path):
     """WPS saves .et by default; one calamine cannot read is named for what it is, an .xls named .et is read."""
     from pipeline.intake.read import UnreadableFile, WPS_SPREADSHEET, read_workbook

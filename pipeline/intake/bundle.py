@@ -3,7 +3,9 @@
 Each member is read by content like any file; a member holding one sheet gives a sheet
 named after the member (its file stem), one holding several keeps their own names.
 Members are read from memory: nothing inside a zip is ever written to disk, so names
-inside it (with '..' or '/') never decide where anything goes.
+inside it (with '..' or '/') never decide where anything goes. A member that is no table
+at all (the scan of a stamped letter, a photo, a Word note) is an attachment: named to the
+street, archived with the return, not read.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from pipeline.intake.delimited import stem
 from pipeline.intake.htmltables import unique_name
 from pipeline.intake.safety import DAMAGED_ZIP
-from pipeline.intake.read import MAX_FILE_BYTES, RawSheet, RawWorkbook, UnreadableFile, read_bytes, read_limited
+from pipeline.intake.read import ATTACHMENT_REASONS, MAX_FILE_BYTES, ONLY_ATTACHMENTS, RawSheet, RawWorkbook, UnreadableFile, read_bytes, read_limited
 from pipeline.text import normalise_label
 from pipeline.workspace import IGNORED_PREFIXES, SYSTEM_FILES
 
@@ -64,7 +66,8 @@ def _member_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 
 def _bundle(members: list[tuple[str, object]]) -> RawWorkbook:
-    """Read each member; a member that cannot be read makes the whole return unreadable, with its name."""
+    """Read each member; a member that cannot be read makes the whole return unreadable, with its name,
+    unless it is an attachment."""
     if not members:
         raise UnreadableFile("文件夹或压缩包里没有任何表格文件")
     if len(members) > MAX_MEMBERS:
@@ -72,10 +75,14 @@ def _bundle(members: list[tuple[str, object]]) -> RawWorkbook:
     sheets: list[RawSheet] = []
     taken: set[str] = set()
     owners: dict[str, str] = {}  # a sheet's name, as the form would read it → the member it came from
+    attachments: list[str] = []
     for name, load in members:
         try:
             book = read_bytes(load(), name, member=True)
         except UnreadableFile as exc:
+            if str(exc) in ATTACHMENT_REASONS:
+                attachments.append(name)
+                continue
             raise UnreadableFile(f"“{stem(name)[:40]}”:{exc}") from exc
         filled = [s for s in book.sheets if any(any(v not in (None, "") for v in row) for row in s.grid)]
         for sheet in filled:
@@ -86,4 +93,6 @@ def _bundle(members: list[tuple[str, object]]) -> RawWorkbook:
                                      "或同一张表的几个版本放在了一起。请每份月报单独报送")
             sheet.name = unique_name(wanted, taken)
             sheets.append(sheet)
-    return RawWorkbook("bundle", sheets)
+    if not sheets and attachments:
+        raise UnreadableFile(ONLY_ATTACHMENTS)
+    return RawWorkbook("bundle", sheets, attachments)

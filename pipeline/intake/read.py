@@ -41,8 +41,12 @@ OTHER_FILES = (
     ((b"L\x00\x00\x00\x01\x14\x02\x00",), "这是快捷方式,不是月报文件本身。请把Excel文件本身复制到收件箱"),  # a Windows .lnk
 )
 WPS_SPREADSHEET = "这是WPS表格自己的 .et 格式,无法读取。请在WPS中“另存为”Excel 工作簿(.xlsx)后报送"
+ONLY_ATTACHMENTS = "文件夹或压缩包里没有Excel表格,只有扫描件、图片或Word文件等,请报送Excel格式的月报"
+# What a file sent beside the sheets of a folder or zip may be (a stamped letter's scan, a photo, a
+# Word note): kept with the return, not read.
+ATTACHMENT_REASONS = frozenset({NOT_A_WORKBOOK, *(message for _, message in OTHER_FILES)})
 # The reasons that say the file is something else, not a workbook to open and save again.
-NOT_A_WORKBOOK_REASONS = frozenset({NOT_A_WORKBOOK, *(message for _, message in OTHER_FILES)})
+NOT_A_WORKBOOK_REASONS = ATTACHMENT_REASONS | {ONLY_ATTACHMENTS}
 
 
 @dataclass
@@ -97,6 +101,7 @@ class RawSheet:
 class RawWorkbook:
     format: str  # xlsx | xlsb | ods | xls | xmlss | html | csv | bundle
     sheets: list[RawSheet]
+    attachments: list[str] = field(default_factory=list)  # a bundle's members that are not tables: kept, not read
 
 
 class UnreadableFile(Exception):

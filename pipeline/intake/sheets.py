@@ -51,6 +51,7 @@ def take_workbook(book: RawWorkbook, file_name: str, registry: Registry, form: F
     findings += _identity_findings(identity, file_name, cover_sheet)
     findings += _header_findings(tables, file_name)
     findings += _text_findings(problems, sheets, tables, file_name)
+    findings += [finding("attachment-not-read", file=file_name, value=name) for name in book.attachments]
     return TakenBook(book.format, tables, identity, findings)
 
 
