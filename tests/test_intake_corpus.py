@@ -391,6 +391,24 @@ def test_a_scan_or_a_note_sent_beside_the_sheets_is_kept_and_named_not_fatal(tmp
     assert nothing.code == "not-a-workbook" and "没有Excel表格" in nothing.message
 
 
+def test_a_sheet_that_repeats_one_the_form_took_is_named_not_silently_left_out(tmp_path, street):
+    """A roster split over two sheets, or last month's register kept beside this month's: only one sheet of
+    each kind is read, so the clerk is told which was not, beside the count errors the split causes."""
+    grids = return_grids(clean_return(street, "U01"))
+    roster = grids["育龄妇女"]
+    split = dict(grids, 育龄妇女=roster[:1] + roster[1:-2], **{"育龄妇女(续)": roster[:1] + roster[-2:]})
+    kept = dict(grids, **{"流动人口(9月)": grids["流动人口"], "说明": [["本月无特殊情况"]], "Sheet3": []})
+    books = [write_xlsx(tmp_path / "分两页.xlsx", split), write_xlsx(tmp_path / "留旧表.xlsx", kept)]
+    returns = take_in_all([(settle(p), None) for p in books], street, load_form())
+    checked, _ = check_returns(returns, street, load_form(), RUN_DAY.date(), no_earlier_persons())
+    twins = [[(f.severity.value, f.sheet, f.expected) for f in c.findings if f.code == "sheet-not-read"] for c in checked]
+    assert twins == [[("warning", "育龄妇女(续)", "育龄妇女")], [("warning", "流动人口(9月)", "流动人口")]]
+    assert "“育龄妇女(续)”里的内容没有统计" in next(f.message for f in checked[0].findings if f.code == "sheet-not-read")
+    assert "roster-vs-table" in {f.code for f in checked[0].findings}  # the split's two rows are missing from the count
+    assert checked[1].verdict == "accepted" and [f.code for f in checked[1].findings if f.severity != "info"] == [
+        "sheet-not-read"]
+
+
 def _docx_bytes() -> bytes:
     import io
     import zipfile

@@ -52,6 +52,7 @@ def take_workbook(book: RawWorkbook, file_name: str, registry: Registry, form: F
     findings += _header_findings(tables, file_name)
     findings += _text_findings(problems, sheets, tables, file_name)
     findings += [finding("attachment-not-read", file=file_name, value=name) for name in book.attachments]
+    findings += _twin_findings(book, sheets, form, file_name)
     return TakenBook(book.format, tables, identity, findings)
 
 
@@ -78,6 +79,21 @@ def match_sheets(book: RawWorkbook, form: Form) -> dict[str, RawSheet]:
             matched[key] = sheet
             free.remove(sheet)
     return matched
+
+
+def _twin_findings(book: RawWorkbook, sheets: dict[str, RawSheet], form: Form, file_name: str) -> list[Finding]:
+    """A sheet left over that looks like one the form took (a roster split in two, last month's copy kept
+    beside this month's): only the one taken is read, and she is told so rather than left to wonder why
+    the counts disagree."""
+    taken = {id(s) for s in sheets.values()}
+    found = []
+    for sheet in book.sheets:
+        if id(sheet) in taken or not any(any(v not in (None, "") for v in row) for row in sheet.grid):
+            continue
+        key = next((key for key in sheets if _looks_like(sheet, form.sheets[key])), None)
+        if key is not None:
+            found.append(finding("sheet-not-read", file=file_name, sheet=sheet.name, expected=sheets[key].name))
+    return found
 
 
 def _looks_like(sheet: RawSheet, spec: SheetSpec) -> bool:
