@@ -409,6 +409,23 @@ def test_a_sheet_that_repeats_one_the_form_took_is_named_not_silently_left_out(t
         "sheet-not-read"]
 
 
+def test_a_period_typed_as_2026_10_that_excel_made_2026_1_is_october_only_when_something_says_so(tmp_path, street):
+    """Typed in a General cell, "2026.10" is stored as the number 2026.1: it was filed as January without a word.
+    The filling date, the file name or a title decides between January and October; with none, she is asked."""
+    grids = return_grids(clean_return(street, "U01"))
+    typed = with_cover(grids, 报告期=2026.1)
+    books = [write_xlsx(tmp_path / "a.xlsx", typed),  # 填报日期 2026-11-02
+             write_xlsx(tmp_path / "甲村10月报表.xlsx", with_cover(typed, 填报日期=None)),
+             write_xlsx(tmp_path / "甲村1月报表.xlsx", with_cover(typed, 填报日期=None)),
+             write_xlsx(tmp_path / "b.xlsx", with_cover(typed, 填报日期=None)),
+             write_xlsx(tmp_path / "c.xlsx", with_cover(grids, 报告期="2026.1", 填报日期=None))]
+    returns = take_in_all([(settle(p), None) for p in books], street, load_form())
+    assert [r.period for r in returns] == [PERIOD, PERIOD, "2026-01", None, "2026-01"]  # text "2026.1" is as typed
+    [asked] = [f for f in returns[3].findings if f.severity == "error"]
+    assert (asked.code, asked.sheet, asked.value) == ("period-ambiguous", "封面", "2026.1")
+    assert "可能是1月,也可能是10月" in asked.message and "2026-11、2026年11月 或 202611" in asked.message
+
+
 def _docx_bytes() -> bytes:
     import io
     import zipfile

@@ -10,11 +10,12 @@ from typing import Sequence
 from pipeline.forms import SheetSpec
 from pipeline.intake.locate import column_letter
 from pipeline.intake.read import Cell, RawSheet
-from pipeline.periods import find_period_in, parse_period
+from pipeline.periods import find_period_in, month_end, month_start, parse_period, shift
 from pipeline.registry import Registry, Unit
-from pipeline.text import normalise_label
+from pipeline.text import normalise_label, normalise_text
 from pipeline.values import as_text, parse_date
 
+_MONTH = re.compile(r"(?<!\d)(\d{1,2})\s*月")
 _LABEL_VALUE = re.compile(r"^([^::]{2,12})[::](.+)$")
 
 
@@ -33,6 +34,7 @@ class Identity:
     unit_source: str  # cover | file name | ""
     period_source: str
     cover: dict[str, CoverEntry]
+    period_ambiguous: bool = False  # the cover's 报告期 is a number like 2026.1, and nothing tells which month
 
 
 def read_cover(sheet: RawSheet, spec: SheetSpec) -> dict[str, CoverEntry]:
@@ -61,15 +63,40 @@ def identify(cover: dict[str, CoverEntry], file_name: str, registry: Registry,
         unit, unit_source = _unit_named_in([file_name], registry), "file name"
     if unit is None:
         unit, unit_source = _unit_named_in(texts, registry), "content"
-    period, period_source = None, ""
+    filled = parse_date(cover["filled_on"].value) if "filled_on" in cover else None
+    period, period_source, ambiguous = None, "", False
     if "period" in cover:
         period, period_source = parse_period(cover["period"].value), "cover"
-    if period is None:
+        if period and dropped_zero(cover["period"].value):
+            period = _january_or_october(period, [file_name, *texts], filled)
+            ambiguous = period is None
+    if period is None and not ambiguous:
         period, period_source = find_period_in(file_name), "file name"
-    if period is None:
+    if period is None and not ambiguous:
         period, period_source = next((p for t in texts if (p := find_period_in(t))), None), "content"
-    filled = parse_date(cover["filled_on"].value) if "filled_on" in cover else None
-    return Identity(unit, period, filled, unit_source if unit else "", period_source if period else "", cover)
+    return Identity(unit, period, filled, unit_source if unit else "", period_source if period else "", cover,
+                    ambiguous)
+
+
+def dropped_zero(value: Cell) -> bool:
+    """A number like 2026.1: Excel keeps "2026.10" typed in a cell as 2026.1, so it may be January or October."""
+    return isinstance(value, float) and f"{value:.4f}".endswith(".1000")
+
+
+def _january_or_october(january: str, texts: Sequence[str], filled: dt.date | None) -> str | None:
+    """The one of January and October the file name, a title or the filling date points to; None if none does."""
+    october = january[:5] + "10"
+    for text in texts:
+        if (named := find_period_in(text)) in (january, october):
+            return named
+        months = {int(m) for m in _MONTH.findall(normalise_text(text))}  # "满春村10月报表": a month, no year
+        if len(months & {1, 10}) == 1:
+            return january if 1 in months else october
+    if filled is not None:  # a return is filled in its month or the two after it
+        for period in (january, october):
+            if month_start(period) <= filled <= month_end(shift(period, 2)):
+                return period
+    return None
 
 
 def _unit_named_in(texts: Sequence[str], registry: Registry) -> Unit | None:
