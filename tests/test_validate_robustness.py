@@ -83,3 +83,20 @@ def test_a_county_is_known_in_the_years_stdnum_knows_it():
     assert answers == [stdnum_knows(n) for n in numbers]
     assert answers[-5:] == [True, True, False, False, False]
     assert cells._known_region(numbers[0]) is answers[0] and cells._county_known.cache_info().hits >= 1
+
+
+def test_a_group_written_1组_or_第二组_is_the_registered_group_it_can_only_be(tmp_path, street):
+    """一组 written as 1组, 第一组 or 一 was an unknown group (an error on every row); it is 一组 unless another
+    group of the unit shares its number (一组 and 一社): then which one is not ours to guess."""
+    import dataclasses
+
+    data = clean_return(street)
+    data.monthly["小组"] = data.monthly["小组"].map({"一组": "1组", "二组": "第二组"})
+    data.roster["小组"] = data.roster["小组"].map({"一组": "一", "二组": "第2组"})
+    assert found(tmp_path, street, data) == []
+    u01 = dataclasses.replace(street.units[0], groups=("一组", "二组", "一社"))
+    shared = dataclasses.replace(street, units=(u01, *street.units[1:]))
+    result = found(tmp_path, shared, data)
+    unknown = [(sheet, cell) for code, _, sheet, cell in result if code == "unknown-group"]
+    ones = (data.roster["小组"] == "一").sum()
+    assert ones and unknown == [("月报", "A4")] + [("育龄妇女", f"D{3 + i}") for i in range(ones)]  # 第二组 still is 二组

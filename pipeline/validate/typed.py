@@ -6,7 +6,7 @@ import pandas as pd
 
 from pipeline.findings import Finding, finding
 from pipeline.forms import SheetSpec
-from pipeline.text import normalise_label
+from pipeline.text import group_key, normalise_label
 from pipeline.validate.batch import RET, ROW, ReturnKey, object_array
 from pipeline.validate.cells import where
 from pipeline.values import is_plain_number, number_text, parse_date
@@ -64,12 +64,22 @@ def typed_frame(texts: pd.DataFrame, spec: SheetSpec) -> pd.DataFrame:
     return typed
 
 
+def group_lookup(groups: tuple[str, ...]) -> dict[str, str]:
+    """What a clerk may write for each registered group → the group: its name, and (keys marked "#") its
+    number or core word, where no other group of the unit shares it (1组 and 第一组 are 一组)."""
+    lookup = {normalise_label(g): g for g in groups}
+    keys: dict[str, list[str]] = {}
+    for g in groups:
+        keys.setdefault("#" + group_key(g), []).append(g)
+    return lookup | {key: found[0] for key, found in keys.items() if len(found) == 1}
+
+
 def resolve_groups(typed: pd.DataFrame, spec: SheetSpec, keys: dict[int, ReturnKey],
                    letters: dict[int, dict[str, str]]) -> tuple[pd.Series, list[Finding]]:
     """Each row's registered group name (None if unknown) and an unknown-group finding each."""
     column = spec.group_column
-    lookup = {k: {normalise_label(g): g for g in key.groups} for k, key in keys.items()}
-    labels: dict[object, str] = {}  # group texts repeat: normalise each once
+    lookup = {k: group_lookup(key.groups) for k, key in keys.items()}
+    labels: dict[object, tuple[str, str]] = {}  # group texts repeat: normalise each once
     names, found = [], []
     for ret, row, text in zip(typed[RET].tolist(), typed[ROW].tolist(), typed[column].tolist()):
         if not isinstance(text, str):  # blank (None, or NaN once pandas has stored it): blank-required says so
@@ -77,8 +87,8 @@ def resolve_groups(typed: pd.DataFrame, spec: SheetSpec, keys: dict[int, ReturnK
             continue
         label = labels.get(text)
         if label is None:
-            label = labels[text] = normalise_label(text)
-        name = lookup[ret].get(label)
+            label = labels[text] = (normalise_label(text), "#" + group_key(text))
+        name = lookup[ret].get(label[0]) or lookup[ret].get(label[1])
         names.append(name)
         if name is None:
             key = keys[ret]
