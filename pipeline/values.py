@@ -14,7 +14,10 @@ from pipeline.text import normalise_text
 
 DATE_FORMS = "2026-11-03、2026/11/3 或 2026年11月3日"
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+# 2012-5-1, 2012/5/1, 2012.5.1 (。 where a Chinese input method typed the dot), 2012年5月1日 or 号, and
+# a time after it as text exports write one (spaces are taken out first).
+_DATE = re.compile(r"^(\d{4})\s*[-/.。年]\s*(\d{1,2})\s*[-/.。月]\s*(\d{1,2})\s*[日号]?(?:\d{1,2}:\d{2}(?::\d{2})?)?$")
+SERIAL_LIMIT = 109575  # 2200-01-01: a larger number in a date cell is no date of these people's lives
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NAN = float("nan")
@@ -125,7 +128,7 @@ def parse_date(value: object) -> dt.date | None:
     if isinstance(value, dt.date):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _serial_date(float(value))
+        return _serial_date(float(value)) or _written_date(value)  # 20121103 typed as a number
     return _written_date(value)
 
 
@@ -153,6 +156,6 @@ def _parse_date_text(text: str) -> dt.date | None:
 
 
 def _serial_date(serial: float) -> dt.date | None:
-    if 1 <= serial < 2958466 and serial.is_integer():
+    if 1 <= serial < SERIAL_LIMIT and serial.is_integer():
         return EXCEL_EPOCH + dt.timedelta(days=int(serial))
     return None

@@ -100,3 +100,15 @@ def test_a_group_written_1组_or_第二组_is_the_registered_group_it_can_only_b
     unknown = [(sheet, cell) for code, _, sheet, cell in result if code == "unknown-group"]
     ones = (data.roster["小组"] == "一").sum()
     assert ones and unknown == [("月报", "A4")] + [("育龄妇女", f"D{3 + i}") for i in range(ones)]  # 第二组 still is 二组
+
+
+def test_dates_as_clerks_type_them_are_read_and_a_run_of_digits_is_no_date(tmp_path, street):
+    """2012。5。1 (a Chinese input method's dot), 2012年5月1号, a text export's 2012-05-01 00:00:00 and the
+    number 20120501 are dates; "2012 5 1" read as the Excel serial 201251 was a date in 2451 ("in the future")."""
+    data = clean_return(street)
+    data.roster["结婚日期"] = data.roster["结婚日期"].astype(object)
+    for row, typed in enumerate(["2012。5。1", "2012年5月1号", "2012-05-01 00:00:00", 20120501]):
+        data.roster.at[row, "结婚日期"] = typed
+    assert found(tmp_path, street, data) == []
+    data.roster.at[0, "结婚日期"] = "2012 5 1"
+    assert found(tmp_path, street, data) == [("date-unparseable", "error", "育龄妇女", "E3")]
