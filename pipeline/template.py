@@ -294,8 +294,9 @@ def _rule(col: ColumnSpec, unit: Unit) -> DataValidation | None:
                               showErrorMessage=True, errorTitle="输入有误", error="身份证号应为18位",
                               showInputMessage=True, promptTitle="身份证号", prompt="18位,末位可为X;本列已设为文本格式")
     if col.type == "phone":
-        return DataValidation(type="textLength", operator="equal", formula1="11", allow_blank=True,
-                              showErrorMessage=True, errorTitle="输入有误", error="联系电话应为11位手机号")
+        return DataValidation(type="textLength", operator="between", formula1="11", formula2="14", allow_blank=True,
+                              showErrorMessage=True, errorTitle="输入有误",
+                              error="联系电话应为11位手机号,或带区号的固定电话(如 0951-6012345)")
     if col.type == "date":
         return _date_rule()
     return None

@@ -112,3 +112,14 @@ def test_dates_as_clerks_type_them_are_read_and_a_run_of_digits_is_no_date(tmp_p
     assert found(tmp_path, street, data) == []
     data.roster.at[0, "结婚日期"] = "2012 5 1"
     assert found(tmp_path, street, data) == [("date-unparseable", "error", "育龄妇女", "E3")]
+
+
+def test_a_landline_with_its_area_code_is_a_phone_number_a_bare_local_one_is_not(tmp_path, street):
+    """A floating person's contact may be a landline: 0951-6012345 blocked the whole return as "not a mobile"."""
+    data = clean_return(street)
+    assert len(data.floating) >= 4
+    for row, typed in enumerate(["0951-6012345", "010 1234 5678", "+86 139 0000 0000", "139-0000-0000"]):
+        data.floating.at[row, "联系电话"] = typed
+    assert found(tmp_path, street, data) == []
+    data.floating.at[0, "联系电话"] = "6012345"  # no area code: a mobile with digits lost, or a local line
+    assert [f[0] for f in found(tmp_path, street, data)] == ["phone-invalid"]

@@ -23,7 +23,9 @@ from pipeline.forms import ColumnSpec, SheetSpec
 from pipeline.validate.batch import RET, ROW, ReturnKey
 from pipeline.values import DATE_FORMS, is_plain_number, number_text, parse_date
 
-_MOBILE = re.compile(r"^1\d{10}$")
+# A mobile (11 digits from 1, +86 or 0086 before it or not), or a landline with its area code (010-12345678,
+# 0951-6012345): the number is dialled from anywhere. Spaces and hyphens are taken out first.
+_PHONE = re.compile(r"^(?:(?:\+?86|0086)?1\d{10}|0[1-9]\d{1,2}\d{7,8})$")
 _ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
 
 
@@ -201,7 +203,7 @@ def _dates_parse(s: pd.Series) -> pd.Series:
 
 
 def _phones_valid(s: pd.Series) -> pd.Series:
-    return pd.Series([bool(_MOBILE.match(t.replace(" ", "").replace("-", ""))) for t in s.tolist()], index=s.index,
+    return pd.Series([bool(_PHONE.match(t.replace(" ", "").replace("-", ""))) for t in s.tolist()], index=s.index,
                      dtype=bool)
 
 
@@ -280,7 +282,7 @@ def expected_for(code: str, col: ColumnSpec, value: str) -> str:
         problem = id_problem(value)
         return problem[1] if problem else ""
     if code == "phone-invalid":
-        return "11位手机号,以1开头"
+        return "11位手机号(以1开头),或带区号的固定电话"
     if code in ("not-a-number", "negative", "not-integer"):
         return "不小于0的整数" if col.type == "count" else "数字"
     return ""
