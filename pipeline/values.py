@@ -96,9 +96,32 @@ def strip_control_characters(text: str) -> str:
     return _CONTROL.sub(" ", text)
 
 
+# Characters with no width a paste brings along (zero-width space and joiners, word joiner, BOM, soft
+# hyphen): nobody sees them, so nothing she typed is lost when they go, and 上环 is 上环 again.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
+
+
+def has_invisible_characters(text: str) -> bool:
+    return bool(_INVISIBLE.search(text))
+
+
+def strip_invisible_characters(text: str) -> str:
+    return _INVISIBLE.sub("", text)
+
+
 def number_text(text: str) -> str:
     """Drop what decorates a number: thousands separators, spaces, a trailing ‰ or %."""
     return text.replace(",", "").replace(" ", "").rstrip("‰%")
+
+
+# Spaces of every kind (a no-break space, a full-width one, a tab): an ID number is read without them.
+# (Characters with no width are gone from every cell before this: untrusted.clean_sheet.)
+_SPACES_IN_IDS = str.maketrans("", "", " \t\u00a0\u3000")
+
+
+def id_text(text: str) -> str:
+    """An ID number as written: upper-case, without spaces."""
+    return text.translate(_SPACES_IN_IDS).upper()
 
 
 def is_plain_number(text: str) -> bool:

@@ -123,3 +123,16 @@ def test_a_landline_with_its_area_code_is_a_phone_number_a_bare_local_one_is_not
     assert found(tmp_path, street, data) == []
     data.floating.at[0, "联系电话"] = "6012345"  # no area code: a mobile with digits lost, or a local line
     assert [f[0] for f in found(tmp_path, street, data)] == ["phone-invalid"]
+
+
+def test_an_id_number_is_read_without_the_characters_no_one_sees(tmp_path, street):
+    """A zero-width space or a no-break space pasted with an ID (from a web page or WeChat) made it "19 digits"
+    on a screen that shows 18, and 上环 not 上环; read without them, it is the same person as the plain number."""
+    data = clean_return(street)
+    number = data.roster.at[0, "身份证号"]
+    data.roster.at[0, "身份证号"] = "\u00a0" + number[:6] + "\u200b" + number[6:] + "\ufeff"
+    data.roster.at[0, "节育措施"] = "\u200b" + data.roster.at[0, "节育措施"]
+    data.roster.at[1, "小组"] = data.roster.at[1, "小组"] + "\u200d"
+    assert found(tmp_path, street, data) == []
+    data.roster.at[1, "身份证号"] = number
+    assert ("duplicate-id", "error", "育龄妇女", "C4") in found(tmp_path, street, data)

@@ -1,7 +1,8 @@
 """Text from a clerk's file is untrusted: control characters replaced, over-long text flagged.
 
 Both are reported as findings (control-characters, text-too-long) so a clerk sees what
-was changed; long text is never cut, only reported. Formula-like text ('=…', '+…') is
+was changed; long text is never cut, only reported. Characters no one sees (a zero-width
+space pasted with a name or an ID) are taken out without a word: nothing visible changes. Formula-like text ('=…', '+…') is
 made harmless where it is written (pipeline.write.safe), not here: the value itself is
 the clerk's and stays as she typed it.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.intake.read import RawSheet
-from pipeline.values import has_control_characters, strip_control_characters
+from pipeline.values import (has_control_characters, has_invisible_characters, strip_control_characters,
+                             strip_invisible_characters)
 
 MAX_TEXT_CHARS = 255  # longer than any address or remark on the form; the old county systems' field size
 SHOWN_CHARS = 40
@@ -29,7 +31,9 @@ class TextProblem:
 def clean_sheet(sheet: RawSheet, limit: int = MAX_TEXT_CHARS) -> list[TextProblem]:
     """Replace control characters in every text cell (in place); list what was changed or is too long."""
     texts = [v for line in sheet.grid for v in line if isinstance(v, str)]
-    if not has_control_characters("".join(texts)) and max(map(len, texts), default=0) <= limit:
+    joined = "".join(texts)
+    if not has_control_characters(joined) and not has_invisible_characters(joined) \
+            and max(map(len, texts), default=0) <= limit:
         return []  # the usual case, told by one pass at C speed
     problems = []
     for r, line in enumerate(sheet.grid):
@@ -37,6 +41,8 @@ def clean_sheet(sheet: RawSheet, limit: int = MAX_TEXT_CHARS) -> list[TextProble
             if not isinstance(value, str):
                 continue
             row, col = sheet.top + r, sheet.left + c
+            if has_invisible_characters(value):
+                value = line[c] = strip_invisible_characters(value)
             if has_control_characters(value):
                 value = line[c] = strip_control_characters(value)
                 problems.append(TextProblem("control-characters", row, col, shown(value)))

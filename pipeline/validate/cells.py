@@ -21,7 +21,7 @@ from stdnum.exceptions import InvalidComponent
 from pipeline.findings import Finding, finding
 from pipeline.forms import ColumnSpec, SheetSpec
 from pipeline.validate.batch import RET, ROW, ReturnKey
-from pipeline.values import DATE_FORMS, is_plain_number, number_text, parse_date
+from pipeline.values import DATE_FORMS, id_text, is_plain_number, number_text, parse_date
 
 # A mobile (11 digits from 1, +86 or 0086 before it or not), or a landline with its area code (010-12345678,
 # 0951-6012345): the number is dialled from anywhere. Spaces and hyphens are taken out first.
@@ -52,7 +52,7 @@ def rate_problem(text: str) -> str | None:
 @lru_cache(maxsize=65536)
 def id_problem(text: str) -> tuple[str, str] | None:
     """(code, expected) for the first thing wrong with an 18-character ID, None if it is sound."""
-    number = text.upper().replace(" ", "")
+    number = id_text(text)
     if len(number) != 18:
         return "id-length", f"现在是 {len(number)} 位"
     if not _ID_SHAPE.match(number):
@@ -107,7 +107,7 @@ def checked_id_codes(texts: list[str]) -> list[str | None]:
     each code is the one id_problem gives: length, then shape, birth date, check digit
     (stdnum: (1 - 2·int(first 17, 13)) mod 11) and region, in that order.
     """
-    numbers = [t.upper().replace(" ", "") for t in texts]
+    numbers = [id_text(t) for t in texts]
     codes: list[str | None] = [None] * len(numbers)
     fast = []
     for i, number in enumerate(numbers):

@@ -9,7 +9,7 @@ from pipeline.forms import SheetSpec
 from pipeline.text import group_key, normalise_label
 from pipeline.validate.batch import RET, ROW, ReturnKey, object_array
 from pipeline.validate.cells import where
-from pipeline.values import is_plain_number, number_text, parse_date
+from pipeline.values import id_text, is_plain_number, number_text, parse_date
 
 
 def to_number(texts: pd.Series) -> pd.Series:
@@ -47,7 +47,7 @@ def to_id(texts: pd.Series) -> pd.Series:
 
 
 def _id_of(text: str) -> str:
-    number = text.upper().replace(" ", "")
+    number = id_text(text)
     return text if number == text else number  # the cell's own string when unchanged: less memory
 
 
