@@ -67,7 +67,8 @@ class Registry:
         return next((u for u in self.units if u.code == code), None)
 
     def find_unit(self, text: str) -> Unit | None:
-        """The unit a name, alias or code refers to (spaces and full-width forms ignored)."""
+        """The unit a name, alias or code refers to (spaces and full-width forms ignored); else the one
+        unit whose name is that text's without the committee's words (满春村村民委员会 is 满春村)."""
         key = normalise_label(text)
         if not key:
             return None
@@ -75,7 +76,10 @@ class Registry:
             names = (unit.code, unit.name, *unit.aliases)
             if any(normalise_label(n) == key for n in names):
                 return unit
-        return None
+        core, kind = unit_core(key)
+        named = [u for u in self.units if (not kind or kind == u.kind)
+                 and core in {unit_core(n)[0] for n in (u.name, *u.aliases)}]
+        return named[0] if len(named) == 1 else None
 
     def units_named_in(self, text: str) -> list[Unit]:
         """Units whose name or alias occurs in a longer text such as a file name."""
@@ -86,6 +90,23 @@ class Registry:
             if any(len(normalise_label(n)) >= 2 and normalise_label(n) in key for n in names):
                 found.append(unit)
         return found
+
+
+# How a committee's formal name ends (村民委员会, 社区居委会…), then the kind of unit: what is left names it.
+_COMMITTEE_WORDS = {"社区居民委员会": "社区", "社区居委会": "社区", "居民委员会": "社区", "居委会": "社区",
+                    "村民委员会": "村", "村委会": "村", "委员会": ""}
+_KIND_WORDS = {"社区": "社区", "村": "村"}
+
+
+def unit_core(text: str) -> tuple[str, str]:
+    """满春村村民委员会, 满春村委会, 满春村 → (满春, 村): a unit's name without the words every unit's name
+    has, and the kind those words say ("" if none)."""
+    core, kind = normalise_label(text), ""
+    for words in (_COMMITTEE_WORDS, _KIND_WORDS):
+        word = next((w for w in words if core.endswith(w) and len(core) > len(w)), None)
+        if word:
+            core, kind = core[: -len(word)], kind or words[word]
+    return core, kind
 
 
 def demo_registry_path() -> Path:

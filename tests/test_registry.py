@@ -84,3 +84,16 @@ def test_a_run_with_a_mistaken_registry_exits_2_and_says_what_to_change(tmp_path
     result = CliRunner().invoke(main, ["run", "--workdir", str(tmp_path)])
     assert result.exit_code == 2 and "“满春”同时是“满春村”和“红星村”的名称或别名" in result.output
     assert not (tmp_path / "history.sqlite").exists()  # nothing was started
+
+
+def test_a_committee_written_by_its_formal_name_is_the_unit_it_can_only_be():
+    """满春村村民委员会 on a cover was an unknown unit unless it was listed as an alias; the name without the
+    committee's words names the unit, when exactly one unit of that kind has it."""
+    street = parsed(lambda d: None)
+    found = {text: (u.code if (u := street.find_unit(text)) else None)
+             for text in ("甲村村民委员会", "甲村委会", "甲 村 民 委 员 会", "乙社区居民委员会", "乙居委会", "乙社区居委会",
+                          "丙村委会", "乙村委会", "甲社区居委会", "村民委员会", "丁村村民委员会")}
+    assert found == {"甲村村民委员会": "U01", "甲村委会": "U01", "甲 村 民 委 员 会": "U01", "乙社区居民委员会": "U02",
+                     "乙居委会": "U02", "乙社区居委会": "U02", "丙村委会": "U03",
+                     "乙村委会": None, "甲社区居委会": None,  # another kind of unit: not ours to guess
+                     "村民委员会": None, "丁村村民委员会": None}
