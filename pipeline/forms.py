@@ -27,6 +27,7 @@ class ColumnSpec:
     list: tuple[str, ...] = ()
     list_name: str = ""
     event: bool = False
+    value_aliases: tuple[tuple[str, str], ...] = ()  # (what a clerk writes, the listed value it stands for)
 
     def labels(self) -> frozenset[str]:
         return labels_of((self.name, *self.aliases))
@@ -101,19 +102,25 @@ def load_form() -> Form:
     """Template v1 as declared in schemas/."""
     raw = load_schema_file(TEMPLATE_FILE)
     lists = {k: tuple(v) for k, v in raw["lists"].items()}
-    sheets = {key: _sheet(key, spec, lists) for key, spec in raw["sheets"].items()}
+    aliases = {name: tuple(words.items()) for name, words in raw.get("list_aliases", {}).items()}
+    for name, words in aliases.items():
+        wrong = [f"{word} = {value}" for word, value in words if value not in lists.get(name, ())]
+        if wrong:  # a district's edit that would turn a word into a value the checks then refuse
+            raise ValueError(f"{TEMPLATE_FILE} [list_aliases.{name}]: {', '.join(wrong)} 不在列表“{name}”中")
+    sheets = {key: _sheet(key, spec, lists, aliases) for key, spec in raw["sheets"].items()}
     r = raw["roster"]
     rules = RosterRules(tuple(r["exits"]), r["new_entry"], r["over_age"], r["min_age"], r["max_age"])
     return Form(raw["version"], sheets, lists, rules)
 
 
-def _sheet(key: str, spec: dict, lists: dict[str, tuple[str, ...]]) -> SheetSpec:
+def _sheet(key: str, spec: dict, lists: dict[str, tuple[str, ...]],
+           aliases: dict[str, tuple[tuple[str, str], ...]]) -> SheetSpec:
     columns = tuple(
         ColumnSpec(
             name=c["name"], type=c["type"], required=c.get("presence", "required") == "required",
             blank_ok=c.get("blank", "allowed") == "allowed", aliases=tuple(c.get("aliases", ())),
             list=lists.get(c.get("list", ""), ()), list_name=c.get("list", ""),
-            event=bool(c.get("event", False)),
+            event=bool(c.get("event", False)), value_aliases=aliases.get(c.get("list", ""), ()),
         )
         for c in spec.get("columns", ())
     )

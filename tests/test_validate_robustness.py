@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from stdnum.cn import ric
 
 from conftest import PERIOD, RUN_DAY, clean_return
@@ -136,3 +137,28 @@ def test_an_id_number_is_read_without_the_characters_no_one_sees(tmp_path, stree
     assert found(tmp_path, street, data) == []
     data.roster.at[1, "身份证号"] = number
     assert ("duplicate-id", "error", "育龄妇女", "C4") in found(tmp_path, street, data)
+
+
+def test_listed_values_written_in_other_words_are_read_as_the_values(tmp_path, street):
+    """女性 for 女, 放环 for 上环, 怀孕 for 孕中 (schemas/template_v1.toml [list_aliases]) were "not in the
+    list", and the counts that follow from them disagreed with the table as well."""
+    data = clean_return(street)
+    words = {"节育措施": {"上环": "放环", "无": "未采取措施"}, "孕情": {"孕中": "怀孕", "无": "未孕"}}
+    for column, aliases in words.items():
+        data.roster[column] = data.roster[column].map(lambda v, a=aliases: a.get(v, v))
+    data.floating["性别"] = data.floating["性别"].map({"女": "女性", "男": "男性"})
+    data.floating["婚姻状况"] = data.floating["婚姻状况"].replace({"已婚": "初婚"})
+    assert (data.roster["孕情"] == "怀孕").any() and (data.floating["性别"] == "男性").any()
+    assert found(tmp_path, street, data) == []
+    data.roster.at[0, "节育措施"] = "上了环"  # not a word the form knows: she is asked, not guessed for
+    assert [f[0] for f in found(tmp_path, street, data)][:1] == ["not-in-list"]
+
+
+def test_a_list_alias_for_a_value_not_in_its_list_stops_the_form_loading(monkeypatch):
+    import pipeline.forms as forms
+
+    raw = forms.load_schema_file(forms.TEMPLATE_FILE)
+    broken = dict(raw, list_aliases={"性别": {"女性": "妇女"}})
+    monkeypatch.setattr(forms, "load_schema_file", lambda name: broken)
+    with pytest.raises(ValueError, match="女性 = 妇女 不在列表“性别”中"):
+        forms.load_form.__wrapped__()

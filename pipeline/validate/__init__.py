@@ -66,6 +66,7 @@ def validate_returns(tables: dict[int, dict[str, LocatedRows]], keys: dict[int, 
 def check_sheet(tables: dict[int, LocatedRows], spec: SheetSpec, keys: dict[int, ReturnKey]) -> Sheet:
     """Cell checks of one sheet kind over all returns, and its typed frame."""
     texts = stack_texts(tables, spec)
+    read_value_aliases(texts, spec)
     for table in tables.values():  # stacked: the batch need not hold them twice (made again if asked for)
         table.texts = None
     letters = {i: t.letters for i, t in tables.items()}
@@ -76,6 +77,16 @@ def check_sheet(tables: dict[int, LocatedRows], spec: SheetSpec, keys: dict[int,
         typed.iat[position, typed.columns.get_loc(column)] = None
     typed[GROUP], unknown = resolve_groups(typed, spec, keys, letters)
     return Sheet(spec, tables, typed, found + unknown)
+
+
+def read_value_aliases(texts: pd.DataFrame, spec: SheetSpec) -> None:
+    """A listed value written another way (女性, 放环) as the value itself, in place, before any check."""
+    for col in spec.columns:
+        if col.value_aliases and col.name in texts:
+            words = dict(col.value_aliases)
+            written = texts[col.name].isin(words.keys())
+            if written.any():
+                texts.loc[written, col.name] = texts.loc[written, col.name].map(words)
 
 
 def numeric_ids(texts: pd.DataFrame, tables: dict[int, LocatedRows], spec: SheetSpec,
