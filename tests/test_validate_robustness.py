@@ -162,3 +162,25 @@ def test_a_list_alias_for_a_value_not_in_its_list_stops_the_form_loading(monkeyp
     monkeypatch.setattr(forms, "load_schema_file", lambda name: broken)
     with pytest.raises(ValueError, match="女性 = 妇女 不在列表“性别”中"):
         forms.load_form.__wrapped__()
+
+
+@pytest.mark.parametrize("closing", [["合计", "共 3 人"], [None, "合计:3人"], ["合计", 3], ["共计", "3人"],
+                                     ["制表人:张三", None, "审核人:李四"], ["填报日期:", "2026年11月3日"]])
+def test_a_registers_closing_line_is_no_person(tmp_path, street, closing):
+    """A count or the signatures under a register ("合计 共3人", "制表人:张三 审核人:李四") were read as a
+    person with no ID, group or dates: seven errors for a line every paper register ends with."""
+    import pandas as pd
+
+    data = clean_return(street)
+    line = dict(zip(["序号", "姓名", "身份证号"], closing))
+    data.roster = pd.concat([data.roster, pd.DataFrame([line])], ignore_index=True)
+    data.floating = pd.concat([data.floating, pd.DataFrame([line])], ignore_index=True)
+    assert found(tmp_path, street, data) == []
+
+
+def test_a_line_starting_like_a_closing_one_with_a_persons_data_is_still_read(tmp_path, street):
+    data = clean_return(street)
+    data.roster["序号"] = data.roster["序号"].astype(object)
+    data.roster.at[0, "序号"] = "合计"  # a 序号 that is no number, on a woman's row: still her row, checked
+    data.roster.at[0, "节育措施"] = "上了环"
+    assert ("not-in-list", "error", "育龄妇女", "G3") in found(tmp_path, street, data)

@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 
 HEADER_SEARCH_ROWS = 30
 MAX_LABEL = 24  # characters: longer cell texts are never a column header
-NOTE_PREFIXES = ("注", "说明", "备注", "填表说明", "填表人", "制表", "审核", "负责人", "单位负责人")
+NOTE_PREFIXES = ("注", "说明", "备注", "填表说明", "填表人", "制表", "审核", "负责人", "单位负责人", "统计负责人",
+                 "填报人", "填报日期", "报出日期")
 TOTAL_LABELS = {"合计", "总计", "小计合计", "全村合计", "全社区合计"}
+# How a register's closing line starts ("合计 186 人", "共计:186人"): no person's row starts so.
+REGISTER_TOTAL_PREFIXES = ("合计", "总计", "共计", "小计")
+MAX_FOOTER_CELLS = 4
 
 
 def column_letter(index: int) -> str:
@@ -133,6 +137,7 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
     labels = [(known, any(label.isascii() for label in known))
               for known in (spec.column(name).labels() for name in positions)]
     normalised: dict[str, str] = {}  # texts repeat down a column: normalise each once
+    register = not spec.total_label  # the registers list persons; the monthly table's 合计 row is its total
     rows, kept = [], []
     for r in range(header + 1 - sheet.top, len(sheet.grid)):
         line = sheet.grid[r]
@@ -144,6 +149,10 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
             continue
         # A note is a row of one filled cell: the whole row is looked at only when one of the table's is filled.
         if len(shown) == 1 and _is_note([v for v in line if not _blank(v)]):
+            continue
+        # A closing line: looked at whole only when the first of the table's filled cells starts like one.
+        if type(first := shown[0]) is str and first[:1] in _FOOTER_STARTS \
+                and _is_footer([v for v in line if not _blank(v)], register):
             continue
         if _repeats_header(values, labels, normalised):
             continue
@@ -188,6 +197,20 @@ def _is_note(filled: list[Cell]) -> bool:
         return False
     text = normalise_label(filled[0])
     return text.startswith(NOTE_PREFIXES) or len(text) > 12
+
+
+_FOOTER_STARTS = frozenset(p[0] for p in NOTE_PREFIXES + REGISTER_TOTAL_PREFIXES)
+
+
+def _is_footer(filled: list[Cell], register: bool) -> bool:
+    """A closing line under a table: a register's count ("合计 | 共 186 人"), or signatures and dates in texts
+    ("制表人:张三 | 审核人:李四"). A few cells only: a person's row fills most of the register's."""
+    if len(filled) > MAX_FOOTER_CELLS:
+        return False
+    text = normalise_label(filled[0])
+    if register and text.startswith(REGISTER_TOTAL_PREFIXES):
+        return True
+    return text.startswith(NOTE_PREFIXES) and all(isinstance(v, str) for v in filled)
 
 
 def _blank(value: Cell) -> bool:
