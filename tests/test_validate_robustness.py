@@ -184,3 +184,15 @@ def test_a_line_starting_like_a_closing_one_with_a_persons_data_is_still_read(tm
     data.roster.at[0, "序号"] = "合计"  # a 序号 that is no number, on a woman's row: still her row, checked
     data.roster.at[0, "节育措施"] = "上了环"
     assert ("not-in-list", "error", "育龄妇女", "G3") in found(tmp_path, street, data)
+
+
+def test_signatures_and_a_date_under_the_monthly_table_are_no_group(tmp_path, street):
+    import datetime as dt
+
+    import pandas as pd
+
+    data = clean_return(street)
+    first, second, third = list(data.monthly.columns)[:3]
+    lines = [{first: "填报日期:", second: dt.date(2026, 11, 3)}, {first: "制表人:张三", third: "审核人:李四"}]
+    data.monthly = pd.concat([data.monthly, pd.DataFrame(lines)], ignore_index=True)
+    assert found(tmp_path, street, data) == []

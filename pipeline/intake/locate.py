@@ -9,6 +9,7 @@ the Excel row and column letter it came from, so findings point into the clerk's
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -204,13 +205,13 @@ _FOOTER_STARTS = frozenset(p[0] for p in NOTE_PREFIXES + REGISTER_TOTAL_PREFIXES
 
 def _is_footer(filled: list[Cell], register: bool) -> bool:
     """A closing line under a table: a register's count ("合计 | 共 186 人"), or signatures and dates in texts
-    ("制表人:张三 | 审核人:李四"). A few cells only: a person's row fills most of the register's."""
+    ("制表人:张三 | 审核人:李四 | 填报日期 | 2026-11-03"). A few cells only: a person's row fills most of the register's."""
     if len(filled) > MAX_FOOTER_CELLS:
         return False
     text = normalise_label(filled[0])
     if register and text.startswith(REGISTER_TOTAL_PREFIXES):
         return True
-    return text.startswith(NOTE_PREFIXES) and all(isinstance(v, str) for v in filled)
+    return text.startswith(NOTE_PREFIXES) and all(isinstance(v, (str, dt.date)) for v in filled)  # no counts
 
 
 def _blank(value: Cell) -> bool:
