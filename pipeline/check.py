@@ -19,7 +19,7 @@ from pipeline.registry import Registry
 from pipeline.store.history import Layout
 from pipeline.validate import Validated, validate_returns
 from pipeline.validate.batch import RET, ROW, ReturnKey, row_spans, object_array
-from pipeline.validate.registers import GROUP
+from pipeline.validate.registers import GROUP, still_registered
 from pipeline.validate.street import ids_in_other_units
 
 REGISTERS = {"roster": "women", "floating": "floating"}  # form sheet key -> Validated attribute
@@ -81,6 +81,7 @@ def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today
     earlier_warnings: dict[int, list[Finding]] = {}
     for key, attr in REGISTERS.items():
         typed = getattr(validated, attr)
+        typed = typed[still_registered(typed, key, keys, form)]  # one who left one unit for another: no double
         letters = {i: f.tables[key].letters for i, f in enumerate(files) if key in f.tables}
         earlier = earlier_persons(key, typed["身份证号"].dropna().unique().tolist())
         earlier["unit_name"] = [names.get(code, "") for code in earlier["unit"].tolist()]

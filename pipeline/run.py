@@ -230,7 +230,7 @@ def _file_batch(history: History, ws: Workspace, registry: Registry, form: Form,
     identified = [f for f in fresh if not f.quarantine_reason]
     with result.timed("validate"):
         checked, earlier_findings = check_returns(identified, registry, form, now.date(),
-                                                  earlier_persons(history, identified, result.run_id))
+                                                  earlier_persons(history, identified, result.run_id, form))
     with result.timed("file"):
         return file_checked(history, ws, result.run_id, checked, earlier_findings)
 

@@ -136,6 +136,49 @@ def test_person_in_a_unit_accepted_earlier_gives_that_unit_a_warning(workspace, 
     assert found == {("U01", "id-in-other-unit", "warning", "C3"), ("U02", "id-in-other-unit", "error", "C3")}
 
 
+def _moved_within_the_street(street):
+    """甲村's October return with one woman 迁出 and one floating person gone on 10-20; 乙社区's, with both."""
+    from conftest import table_from
+
+    leaving, arriving = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
+    leaving.roster.at[0, "变动"] = "迁出"
+    leaving.floating["流出日期"] = leaving.floating["流出日期"].astype(object)
+    leaving.floating.at[0, "流出日期"] = dt.date(2026, 10, 20)
+    arriving.roster.at[0, "身份证号"], arriving.roster.at[0, "变动"] = leaving.roster.at[0, "身份证号"], "新增"
+    arriving.floating.at[0, "身份证号"] = leaving.floating.at[0, "身份证号"]
+    for data, unit in ((leaving, "U01"), (arriving, "U02")):
+        data.monthly = table_from(list(street.unit_by_code(unit).groups), data.roster.to_dict("records"),
+                                  data.floating.to_dict("records"))
+    return leaving, arriving
+
+
+def test_a_person_who_moved_to_another_unit_of_the_street_is_in_neither_twice(workspace, street):
+    """A woman who left 甲村 for 乙社区 this month stands in 甲村's roster once more with 迁出 and in 乙社区's
+    as 新增 (a floating person: 甲村's register with her 流出日期): as SPEC §3 asks. Both returns were
+    rejected for "the same ID in two units"; only persons still registered in two units are."""
+    leaving, arriving = _moved_within_the_street(street)
+    drop(workspace, "甲.xlsx", leaving)
+    drop(workspace, "乙.xlsx", arriving)
+    assert run(workspace, street, now=RUN_DAY).exit_code == 0
+    later = workspace.root / "later"
+    later.mkdir()
+    from pipeline.workspace import Workspace
+
+    apart = Workspace.at(later, street.settings)
+    apart.create()
+    drop(apart, "甲.xlsx", leaving)
+    run(apart, street, now=RUN_DAY)
+    drop(apart, "乙.xlsx", arriving)
+    assert run(apart, street, now=RUN_DAY).exit_code == 0  # 甲村 accepted the night before: no warning either
+    for ws in (workspace, apart):
+        assert not [f for f in report(ws)["findings"] if f["code"] == "id-in-other-unit"]
+    arriving.roster.at[1, "身份证号"] = leaving.roster.at[1, "身份证号"]  # one still in 甲村's roster: told
+    drop(workspace, "乙(改).xlsx", arriving)
+    run(workspace, street, now=RUN_DAY)
+    assert {(f["unit"], f["severity"]) for f in report(workspace)["findings"] if f["code"] == "id-in-other-unit"} \
+        == {("U01", "warning"), ("U02", "error")}
+
+
 def test_unit_workbooks_hold_only_their_own_unit(workspace, street):
     a, b = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
     a.monthly.at[0, "期末人口"] += 1

@@ -17,7 +17,9 @@ import pandas as pd
 
 from pipeline.check import EARLIER_COLUMNS, CheckedReturn, EarlierPersons
 from pipeline.findings import Finding
+from pipeline.forms import Form, load_form
 from pipeline.intake.returns import ReturnFile, file_sha256
+from pipeline.periods import month_end
 from pipeline.store.history import History, StoredReturn
 from pipeline.store.ledger import (DUPLICATES_FOLDER, archive_path, drop_inbox_name, free_path, move_into,
                                    quarantine_path, safe_name, write_reason)
@@ -27,7 +29,8 @@ from pipeline.workspace import Workspace
 # dirty index pages that the next returns touch again: one commit per batch, not per
 # return. A crash loses at most the batch's history rows; its files are still in the inbox.
 FILING_BATCH = 100
-PLACE_FIELDS = ("_cell", "_row", "_column")  # where a person stood in the return: all earlier_persons reads
+PLACE_FIELDS = ("_cell", "_row", "_column")  # where a person stood in the return
+LEAVING_FIELDS = ("变动", "流出日期")  # and whether she left the register that month: all earlier_persons reads
 CHECKED = ("accepted", "rejected")  # verdicts of returns that went through the checks (not quarantined, not repeats)
 
 
@@ -187,14 +190,17 @@ def add_earlier_warnings(history: History, warnings: dict[int, list[Finding]]) -
             history.add_findings(db, rid, list({(f.code, f.sheet, f.cell): f for f in new}.values()))
 
 
-def earlier_persons(history: History, files: list[ReturnFile], run_id: int | None = None) -> EarlierPersons:
-    """The persons already filed for the periods of `files`, looked up by ID for the street-wide ID rule.
+def earlier_persons(history: History, files: list[ReturnFile], run_id: int | None = None,
+                    form: Form | None = None) -> EarlierPersons:
+    """The persons already filed for the periods of `files` and still on their register at its end, looked up
+    by ID for the street-wide ID rule.
 
     The accepted returns of earlier runs that stand (other units only: a unit sending again
     replaces hers), and every return this run (`run_id`) filed in an earlier batch, marked
     `this_run`: checked as if in one batch with `files`. Only the persons holding one of
     the IDs asked for are read: a city's period holds millions.
     """
+    form = form or load_form()
     filed_by_period: dict[str, dict[int, StoredReturn]] = {}
     this_run: set[int] = set()
     for period in sorted({f.period for f in files}):
@@ -210,7 +216,8 @@ def earlier_persons(history: History, files: list[ReturnFile], run_id: int | Non
         for period, info in filed_by_period.items():
             if not info or not id_numbers:
                 continue
-            persons = history.persons_of(list(info), key, PLACE_FIELDS, id_numbers=id_numbers)
+            persons = history.persons_of(list(info), key, PLACE_FIELDS + LEAVING_FIELDS, id_numbers=id_numbers)
+            persons = persons[[still_on_register(r, key, period, form) for r in persons["record"].tolist()]]
             if persons.empty:
                 continue
             ids, records = persons["return_id"].tolist(), persons["record"].tolist()
@@ -224,6 +231,14 @@ def earlier_persons(history: History, files: list[ReturnFile], run_id: int | Non
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     return holding
+
+
+def still_on_register(record: dict, sheet_key: str, period: str, form: Form) -> bool:
+    """A stored person as `still_registered` sees a checked one: no exit 变动, no 流出日期 by the period's end."""
+    if sheet_key == "roster":
+        return record.get("变动") not in form.roster.exits
+    left = record.get("流出日期")
+    return not (isinstance(left, str) and left and left <= month_end(period).isoformat())
 
 
 def _text(value: object) -> object:

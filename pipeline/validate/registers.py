@@ -168,6 +168,16 @@ class PersonChecker:
         return found
 
 
+def still_registered(typed: pd.DataFrame, sheet_key: str, keys: dict[int, ReturnKey], form: Form) -> np.ndarray:
+    """Each row's person is still on the register at the period's end: a roster row without an exit 变动,
+    a floating person without a 流出日期 on or before it. (A leaver appears once more, with the exit.)"""
+    if sheet_key == "roster":
+        return ~typed["变动"].isin(form.roster.exits).to_numpy()
+    ends = period_ends(typed[RET], keys)
+    return np.array([not (o is not None and o == o and o <= e) for o, e in zip(typed["流出日期"].tolist(), ends)],
+                    dtype=bool)
+
+
 def roster_counts(typed: pd.DataFrame, form: Form) -> pd.DataFrame:
     """Per return and group, the table's roster figures as the roster gives them."""
     active = typed[typed[GROUP].notna() & ~typed["变动"].isin(form.roster.exits)]
@@ -183,8 +193,7 @@ def roster_counts(typed: pd.DataFrame, form: Form) -> pd.DataFrame:
 def register_counts(typed: pd.DataFrame, keys: dict[int, ReturnKey], form: Form) -> pd.DataFrame:
     """Per return and group, the table's floating figures as the register gives them."""
     ends = period_ends(typed[RET], keys)
-    gone = [o is not None and o == o and o <= e for o, e in zip(typed["流出日期"].tolist(), ends)]
-    keep = typed[GROUP].notna().to_numpy() & ~np.array(gone, dtype=bool)
+    keep = typed[GROUP].notna().to_numpy() & still_registered(typed, "floating", keys, form)
     present = typed[keep]
     numbers = present["身份证号"].tolist()
     present_ends = [e for e, k in zip(ends, keep) if k]
