@@ -16,7 +16,8 @@ from pathlib import Path
 from pipeline.intake.delimited import stem
 from pipeline.intake.htmltables import unique_name
 from pipeline.intake.safety import DAMAGED_ZIP
-from pipeline.intake.read import ATTACHMENT_REASONS, MAX_FILE_BYTES, ONLY_ATTACHMENTS, RawSheet, RawWorkbook, UnreadableFile, read_bytes, read_limited
+from pipeline.intake.read import (ATTACHMENT_REASONS, MAX_FILE_BYTES, ONLY_ATTACHMENTS, RawSheet, RawWorkbook,
+                                  UnreadableFile, read_bytes, read_limited)
 from pipeline.text import normalise_label
 from pipeline.workspace import IGNORED_PREFIXES, SYSTEM_FILES
 

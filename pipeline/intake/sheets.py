@@ -129,7 +129,8 @@ def _identity_findings(ident: Identity, file_name: str, sheet: str) -> list[Find
                              value=as_text(entry.value) if entry else "", expected="本街道登记的村(居)"))
     if ident.period is None:
         entry = cover.get("period")
-        found.append(finding("period-ambiguous" if ident.period_ambiguous else "period-missing", file=file_name, sheet=sheet, cell=entry.cell if entry else "",
+        code = "period-ambiguous" if ident.period_ambiguous else "period-missing"
+        found.append(finding(code, file=file_name, sheet=sheet, cell=entry.cell if entry else "",
                              row=entry.row if entry else None, field="报告期",
                              value=as_text(entry.value) if entry else "", expected=PERIOD_FORMS))
     return found

@@ -2,9 +2,9 @@
 
 Both are reported as findings (control-characters, text-too-long) so a clerk sees what
 was changed; long text is never cut, only reported. Characters no one sees (a zero-width
-space pasted with a name or an ID) are taken out without a word: nothing visible changes. Formula-like text ('=…', '+…') is
-made harmless where it is written (pipeline.write.safe), not here: the value itself is
-the clerk's and stays as she typed it.
+space pasted with a name or an ID) are taken out without a word: nothing visible changes.
+Formula-like text ('=…', '+…') is made harmless where it is written (pipeline.write.safe),
+not here: the value itself is the clerk's and stays as she typed it.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from pipeline.periods import month_end
 from pipeline.store.history import History, StoredReturn
 from pipeline.store.ledger import (DUPLICATES_FOLDER, archive_path, drop_inbox_name, free_path, move_into,
                                    quarantine_path, safe_name, write_reason)
+from pipeline.validate.registers import has_left
 from pipeline.workspace import Workspace
 
 # Returns recorded per transaction. Each commit syncs the disk, and a return's persons
@@ -217,7 +218,9 @@ def earlier_persons(history: History, files: list[ReturnFile], run_id: int | Non
             if not info or not id_numbers:
                 continue
             persons = history.persons_of(list(info), key, PLACE_FIELDS + LEAVING_FIELDS, id_numbers=id_numbers)
-            persons = persons[[still_on_register(r, key, period, form) for r in persons["record"].tolist()]]
+            end, exits = month_end(period), form.roster.exits
+            persons = persons[[not has_left(key, r.get("变动"), r.get("流出日期"), end, exits)
+                               for r in persons["record"].tolist()]]
             if persons.empty:
                 continue
             ids, records = persons["return_id"].tolist(), persons["record"].tolist()
@@ -231,14 +234,6 @@ def earlier_persons(history: History, files: list[ReturnFile], run_id: int | Non
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     return holding
-
-
-def still_on_register(record: dict, sheet_key: str, period: str, form: Form) -> bool:
-    """A stored person as `still_registered` sees a checked one: no exit 变动, no 流出日期 by the period's end."""
-    if sheet_key == "roster":
-        return record.get("变动") not in form.roster.exits
-    left = record.get("流出日期")
-    return not (isinstance(left, str) and left and left <= month_end(period).isoformat())
 
 
 def _text(value: object) -> object:

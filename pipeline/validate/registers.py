@@ -172,10 +172,20 @@ def still_registered(typed: pd.DataFrame, sheet_key: str, keys: dict[int, Return
     """Each row's person is still on the register at the period's end: a roster row without an exit 变动,
     a floating person without a 流出日期 on or before it. (A leaver appears once more, with the exit.)"""
     if sheet_key == "roster":
-        return ~typed["变动"].isin(form.roster.exits).to_numpy()
+        return ~typed["变动"].isin(form.roster.exits).to_numpy()  # as has_left, over the whole column
     ends = period_ends(typed[RET], keys)
-    return np.array([not (o is not None and o == o and o <= e) for o, e in zip(typed["流出日期"].tolist(), ends)],
+    return np.array([not has_left("floating", None, o, e, ()) for o, e in zip(typed["流出日期"].tolist(), ends)],
                     dtype=bool)
+
+
+def has_left(sheet_key: str, change: object, left_on: object, end: dt.date, exits: tuple[str, ...]) -> bool:
+    """Whether a person left the register by the period's `end`: an exit 变动 on the roster; on the floating
+    register a 流出日期 on or before it (a date, or the ISO text the history stores)."""
+    if sheet_key == "roster":
+        return change in exits
+    if isinstance(left_on, str):
+        left_on = dt.date.fromisoformat(left_on) if left_on else None
+    return isinstance(left_on, dt.date) and left_on <= end
 
 
 def roster_counts(typed: pd.DataFrame, form: Form) -> pd.DataFrame:
