@@ -238,6 +238,8 @@ def status_command(period: str | None, config: Path | None, workdir: Path) -> No
         for line in report.lines:
             click.echo(f"  {line.unit_name:8} {STATUS_ZH.get(line.status, line.status):6} {line.timeliness:10} "
                        f"{line.received or '':19} 错误 {line.errors} 警告 {line.warnings}")
+        for r in report.quarantined:  # "did my file arrive?": it did, and here is why it was not taken
+            click.echo(f"  已隔离 {r.file_name}(收到 {r.received_at:%Y-%m-%d %H:%M}):{r.reason}")
     if workspace.inbox.is_dir():  # what is not in the table yet: a clerk asking "did my file arrive?"
         inbox = sort_inbox(workspace.inbox, registry.settings.settle_seconds)
         for path in inbox.ready:

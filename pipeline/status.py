@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pipeline.periods import deadline
+from pipeline.periods import deadline, month_start
 from pipeline.registry import Registry
 from pipeline.resources import SUMMARY_LAYOUT, load_schema_file
-from pipeline.store.history import History, first_accepted_at
+from pipeline.store.history import History, StoredReturn, first_accepted_at
 from pipeline.workspace import Workspace
 
 
@@ -35,6 +35,7 @@ class PeriodStatus:
     period: str
     due: dt.date
     lines: list[StatusLine]
+    quarantined: list[StoredReturn] = field(default_factory=list)  # its files no one could take, and why
 
 
 def days_late(reported: dt.datetime, due: dt.date) -> int:
@@ -74,6 +75,8 @@ def period_status(ws: Workspace, registry: Registry, period: str | None,
         standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
         first = first_accepted_at(returns)
         found = history.findings_of([r.id for r in standing.values()])
+        # a month's returns come in after it starts: a file quarantined since, whose month was not told, may be one
+        quarantined = history.quarantined(period, dt.datetime.combine(month_start(period), dt.time()))
     due = deadline(period, registry.street.deadline_day)
     lines = []
     for unit in registry.units:
@@ -83,7 +86,7 @@ def period_status(ws: Workspace, registry: Registry, period: str | None,
                                 r.received_at.isoformat(sep=" ", timespec="minutes") if r else "",
                                 timeliness(r.received_at if r else None, due, today, first.get(unit.code)),
                                 sum(f.severity == "error" for f in fs), sum(f.severity == "warning" for f in fs)))
-    return PeriodStatus(period, due, lines)
+    return PeriodStatus(period, due, lines, quarantined)
 
 
 @dataclass

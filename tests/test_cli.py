@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import STREET, WINDOWS_IN_USE, clean_return, drop
+from conftest import RUN_DAY, STREET, WINDOWS_IN_USE, clean_return, drop
 from pipeline.cli import main
 from pipeline.returnbook import write_return
 
@@ -75,6 +75,25 @@ def test_run_and_status(tmp_path, street, monkeypatch):
     assert "收件箱" not in status.output
     history = CliRunner().invoke(main, ["history", "--unit", "甲村委会"])
     assert history.exit_code == 0 and "2026-10" in history.output and "期末人口 902" in history.output
+
+
+def test_status_names_the_months_quarantined_files_and_why(tmp_path, street, monkeypatch):
+    """A clerk asks whether her file arrived: it did, was quarantined, and she is told why (it read 未报送)."""
+    working_folder_with_a_return(tmp_path, street, monkeypatch)
+    unsure = clean_return(street, "U02", first_serial=30)
+    unsure.cover["报告期"] = 2026.1  # "2026.10" as Excel keeps it, and nothing else says which month
+    del unsure.cover["填报日期"]
+    drop(tmp_path / "inbox", "乙.xlsx", unsure, title_rows=False)  # (a title would name the month)
+    scan = tmp_path / "inbox" / "扫描件.pdf"
+    scan.write_bytes(b"%PDF-1.7\n" + bytes(200))
+    os.utime(scan, (RUN_DAY.timestamp(), RUN_DAY.timestamp()))
+    assert CliRunner().invoke(main, ["run"]).exit_code == 1
+    status = CliRunner().invoke(main, ["status", "--period", "2026-10"])
+    assert status.exit_code == 0 and re.search(r"乙社区\s+未报送", status.output)
+    lines = [line.strip() for line in status.output.splitlines() if line.strip().startswith("已隔离")]
+    assert [line.split("):", 1)[0] for line in lines] == ["已隔离 乙.xlsx(收到 2026-11-03 19:00",
+                                                          "已隔离 扫描件.pdf(收到 2026-11-03 20:00"]
+    assert "可能是1月,也可能是10月" in lines[0] and "不是月报工作簿:这是PDF文件" in lines[1]
 
 
 def test_a_run_that_takes_nothing_says_what_waits_and_why(tmp_path, street, monkeypatch):

@@ -58,11 +58,12 @@ class ReturnFile:
     def quarantine_reason(self) -> str:
         """Why this file cannot be filed under a unit and period (empty if it can)."""
         if self.unreadable:
-            return f"文件无法读取:{self.unreadable}"
+            return f"{'不是月报工作簿' if self.unreadable in NOT_A_WORKBOOK_REASONS else '文件无法读取'}:{self.unreadable}"
         if self.unit is None:
             return "无法确定报送单位(封面、文件名和表格标题里都没有本街道登记的村(居)名称或代码)"
         if self.period is None:
-            return "无法确定报告期(封面、文件名和表格标题里都没有可识别的年月)"
+            ambiguous = next((f.message for f in self.findings if f.code == "period-ambiguous"), None)
+            return ambiguous or "无法确定报告期(封面、文件名和表格标题里都没有可识别的年月)"
         return ""
 
 
