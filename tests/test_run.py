@@ -179,6 +179,23 @@ def test_a_person_who_moved_to_another_unit_of_the_street_is_in_neither_twice(wo
         == {("U01", "warning"), ("U02", "error")}
 
 
+def test_a_file_whose_cover_and_name_say_two_units_is_neither_s(workspace, street):
+    """乙社区's clerk reused 甲村's file and left its cover as it was: filed as 甲村's correction, it replaced
+    甲村's good return. A cover naming one unit and a file name another is quarantined, saying both."""
+    drop(workspace, "甲村10月报表.xlsx", clean_return(street, "U01"))
+    run(workspace, street, now=RUN_DAY)
+    drop(workspace, "乙社区10月报表.xlsx", clean_return(street, "U01", first_serial=40))
+    result = run(workspace, street, now=RUN_DAY)
+    [outcome] = result.outcomes
+    assert outcome.status == "quarantined" and result.exit_code == 1
+    assert "封面“单位名称”写的是“甲村”,文件名却是“乙社区”的" in outcome.reason
+    with History(workspace.history) as history:
+        standing = [r for r in history.returns(period=PERIOD) if r.status == "accepted"]
+    assert [r.file_name for r in standing] == ["甲村10月报表.xlsx"]
+    drop(workspace, "测试街道甲村10月报表(改).xlsx", clean_return(street, "U01", first_serial=50))
+    assert run(workspace, street, now=RUN_DAY).outcomes[0].status == "accepted"  # the street's name is no unit's
+
+
 def test_unit_workbooks_hold_only_their_own_unit(workspace, street):
     a, b = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
     a.monthly.at[0, "期末人口"] += 1

@@ -34,7 +34,8 @@ class Identity:
     unit_source: str  # cover | file name | ""
     period_source: str
     cover: dict[str, CoverEntry]
-    period_ambiguous: bool = False  # the cover's 报告期 is a number like 2026.1, and nothing tells which month
+    period_ambiguous: bool = False
+    named_in_file_name: Unit | None = None  # another unit than the cover's, named by the file name: which is it?  # the cover's 报告期 is a number like 2026.1, and nothing tells which month
 
 
 def read_cover(sheet: RawSheet, spec: SheetSpec) -> dict[str, CoverEntry]:
@@ -59,9 +60,13 @@ def identify(cover: dict[str, CoverEntry], file_name: str, registry: Registry,
              texts: Sequence[str] = ()) -> Identity:
     """Unit and period from the cover; then the file name; then titles inside the file (`texts`)."""
     unit, unit_source = _unit_from_cover(cover, registry), "cover"
-    if unit is None:
-        unit, unit_source = _unit_named_in([file_name], registry), "file name"
-    if unit is None:
+    in_file_name = _unit_named_in([without_street(file_name, registry)], registry)
+    conflict = in_file_name if unit is not None and in_file_name not in (None, unit) else None
+    if conflict:  # a neighbour's file reused, its cover or its name left unchanged: filing it could replace
+        unit = None  # the right unit's good return, so it is neither's
+    elif unit is None:
+        unit, unit_source = in_file_name, "file name"
+    if unit is None and not conflict:
         unit, unit_source = _unit_named_in(texts, registry), "content"
     filled = parse_date(cover["filled_on"].value) if "filled_on" in cover else None
     period, period_source, ambiguous = None, "", False
@@ -75,7 +80,7 @@ def identify(cover: dict[str, CoverEntry], file_name: str, registry: Registry,
     if period is None and not ambiguous:
         period, period_source = next((p for t in texts if (p := find_period_in(t))), None), "content"
     return Identity(unit, period, filled, unit_source if unit else "", period_source if period else "", cover,
-                    ambiguous)
+                    ambiguous, conflict)
 
 
 def dropped_zero(value: Cell) -> bool:
@@ -97,6 +102,19 @@ def _january_or_october(january: str, texts: Sequence[str], filled: dt.date | No
             if month_start(period) <= filled <= month_end(shift(period, 2)):
                 return period
     return None
+
+
+def without_street(text: str, registry: Registry) -> str:
+    """A text without the street's own name (丽景街道, 丽景街道办…): it must not read as the unit 丽景社区."""
+    core = normalise_label(registry.street.name)
+    for suffix in ("街道办事处", "街道", "办事处"):
+        if core.endswith(suffix) and len(core) > len(suffix):
+            core = core[: -len(suffix)]
+            break
+    text = normalise_label(text)
+    for suffix in ("街道办事处", "街道办", "街办", "街道"):
+        text = text.replace(core + suffix, " ")
+    return text
 
 
 def _unit_named_in(texts: Sequence[str], registry: Registry) -> Unit | None:

@@ -60,7 +60,8 @@ class ReturnFile:
         if self.unreadable:
             return f"{'不是月报工作簿' if self.unreadable in NOT_A_WORKBOOK_REASONS else '文件无法读取'}:{self.unreadable}"
         if self.unit is None:
-            return "无法确定报送单位(封面、文件名和表格标题里都没有本街道登记的村(居)名称或代码)"
+            conflict = next((f.message for f in self.findings if f.code == "unit-conflict"), None)
+            return conflict or "无法确定报送单位(封面、文件名和表格标题里都没有本街道登记的村(居)名称或代码)"
         if self.period is None:
             ambiguous = next((f.message for f in self.findings if f.code == "period-ambiguous"), None)
             return ambiguous or "无法确定报告期(封面、文件名和表格标题里都没有可识别的年月)"

@@ -122,7 +122,12 @@ def content_texts(sheets: dict[str, RawSheet], tables: dict[str, LocatedRows]) -
 def _identity_findings(ident: Identity, file_name: str, sheet: str) -> list[Finding]:
     found: list[Finding] = []
     cover = ident.cover
-    if ident.unit is None:
+    if ident.named_in_file_name is not None:
+        entry = cover.get("unit_name") or cover.get("unit_code")
+        found.append(finding("unit-conflict", file=file_name, sheet=sheet, cell=entry.cell if entry else "",
+                             row=entry.row if entry else None, field="单位名称",
+                             value=as_text(entry.value) if entry else "", expected=ident.named_in_file_name.name))
+    elif ident.unit is None:
         entry = cover.get("unit_name") or cover.get("unit_code")
         found.append(finding("unknown-unit", file=file_name, sheet=sheet, cell=entry.cell if entry else "",
                              row=entry.row if entry else None, field="单位名称",
