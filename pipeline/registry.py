@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,7 +65,7 @@ class Registry:
         return self if lang is None else replace(self, settings=replace(self.settings, lang=lang))
 
     def unit_by_code(self, code: str) -> Unit | None:
-        return next((u for u in self.units if u.code == code), None)
+        return self._by_code.get(code)
 
     def find_unit(self, text: str) -> Unit | None:
         """The unit a name, alias or code refers to (spaces and full-width forms ignored); else the one
@@ -72,24 +73,47 @@ class Registry:
         key = normalise_label(text)
         if not key:
             return None
-        for unit in self.units:
-            names = (unit.code, unit.name, *unit.aliases)
-            if any(normalise_label(n) == key for n in names):
-                return unit
+        if key in self._by_label:
+            return self._by_label[key]
         core, kind = unit_core(key)
-        named = [u for u in self.units if (not kind or kind == u.kind)
-                 and core in {unit_core(n)[0] for n in (u.name, *u.aliases)}]
+        named = [u for u in self._by_core.get(core, ()) if not kind or kind == u.kind]
         return named[0] if len(named) == 1 else None
 
     def units_named_in(self, text: str) -> list[Unit]:
-        """Units whose name or alias occurs in a longer text such as a file name."""
-        key = normalise_label(text)
-        found = []
+        """Units whose code, name or alias (two characters or more) occurs in a longer text such as a file name.
+
+        Every piece of the text is looked up, not every unit's names searched for: a city registers thousands."""
+        key, index, longest = normalise_label(text), self._by_label, self._longest_label
+        found = {unit.code: unit for i in range(len(key)) for j in range(i + 2, min(len(key), i + longest) + 1)
+                 if (unit := index.get(key[i:j])) is not None}
+        return sorted(found.values(), key=self.units.index) if len(found) > 1 else list(found.values())
+
+    # Indexes made on first use (a frozen dataclass still has a __dict__ for cached_property).
+    @cached_property
+    def _by_code(self) -> dict[str, Unit]:
+        return {u.code: u for u in self.units}
+
+    @cached_property
+    def _by_label(self) -> dict[str, Unit]:
+        """Each unit's code, name and aliases as matched (the registry's checks keep them apart)."""
+        index: dict[str, Unit] = {}
         for unit in self.units:
-            names = sorted((unit.code, unit.name, *unit.aliases), key=len, reverse=True)
-            if any(len(normalise_label(n)) >= 2 and normalise_label(n) in key for n in names):
-                found.append(unit)
-        return found
+            for name in (unit.code, unit.name, *unit.aliases):
+                index.setdefault(normalise_label(name), unit)
+        index.pop("", None)
+        return index
+
+    @cached_property
+    def _longest_label(self) -> int:
+        return max(map(len, self._by_label), default=0)
+
+    @cached_property
+    def _by_core(self) -> dict[str, list[Unit]]:
+        index: dict[str, list[Unit]] = {}
+        for unit in self.units:
+            for core in dict.fromkeys(unit_core(n)[0] for n in (unit.name, *unit.aliases)):
+                index.setdefault(core, []).append(unit)
+        return index
 
 
 # How a committee's formal name ends (村民委员会, 社区居委会…), then the kind of unit: what is left names it.
