@@ -426,6 +426,40 @@ def test_a_period_typed_as_2026_10_that_excel_made_2026_1_is_october_only_when_s
     assert "可能是1月,也可能是10月" in asked.message and "2026-11、2026年11月 或 202611" in asked.message
 
 
+def test_a_formula_error_reads_as_excel_shows_it_on_either_reader(tmp_path, street, monkeypatch):
+    """期末人口 =1/0 shows #DIV/0! in Excel: calamine read it as a blank cell ("必须填写,不能空着"), openpyxl as
+    the error's text. Both now say "应填数字,这里填的是“#DIV/0!”" at the cell."""
+    import xlsxwriter
+
+    from pipeline.intake.read import READER_ENV
+
+    grids = return_grids(clean_return(street, "U01"))
+    monthly = grids["月报"]
+    header = next(r for r, row in enumerate(monthly) if "期末人口" in row)
+    column = monthly[header].index("期末人口")
+    path = tmp_path / "甲村.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    for name, grid in grids.items():
+        ws = book.add_worksheet(name)
+        for r, row in enumerate(grid):
+            for c, value in enumerate(row):
+                if name == "月报" and (r, c) == (header + 1, column):
+                    ws.write_formula(r, c, "=1/0", None, "#DIV/0!")
+                elif isinstance(value, dt.date):
+                    ws.write_string(r, c, value.isoformat())
+                elif value is not None:
+                    ws.write(r, c, value)
+    book.close()
+    cell = f"{chr(ord('A') + column)}{header + 2}"
+    seen = []
+    for reader in ("calamine", "openpyxl"):
+        monkeypatch.setenv(READER_ENV, reader)
+        [ret] = take_in_all([(settle(path), None)], street, load_form())
+        [checked], _ = check_returns([ret], street, load_form(), RUN_DAY.date(), no_earlier_persons())
+        seen.append([(f.code, f.sheet, f.cell, f.value) for f in checked.findings if f.cell == cell])
+    assert seen[0] == seen[1] and ("not-a-number", "月报", cell, "#DIV/0!") in seen[0]
+
+
 def _docx_bytes() -> bytes:
     import io
     import zipfile

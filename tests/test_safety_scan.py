@@ -78,8 +78,8 @@ def scans(data: bytes):
             outcome(safety.scan_sheet_expat, archive, PART))
 
 
-def expected(first_row, last_row, min_col, max_col, max_row_any, values) -> SheetScan:
-    return SheetScan(PART, first_row, last_row, min_col, max_col, max_row_any, values)
+def expected(first_row, last_row, min_col, max_col, max_row_any, values, errors=None) -> SheetScan:
+    return SheetScan(PART, first_row, last_row, min_col, max_col, max_row_any, values, errors or {})
 
 
 # ---- hand-written worksheets ---------------------------------------------------------
@@ -92,11 +92,11 @@ FAST = {
     "namespace prefix": (sheet(
         '<{p}row r="3"><{p}c r="B3" t="s"><{p}v>4</{p}v></{p}c><{p}c r="D3"/><{p}c r="E3" t="inlineStr">'
         '<{p}is><{p}t>甲</{p}t></{p}is></{p}c><{p}c r="F9" t="e"><{p}v>#N/A</{p}v></{p}c></{p}row>', p="x:"),
-        expected(3, 3, 2, 6, 9, 3)),
+        expected(3, 3, 2, 6, 9, 3, {(9, 6): "#N/A"})),
     "attributes in any order, r not first": (sheet(
         '<row r="2"><c s="1" r="B2" t="s"><v>0</v></c><c t="n" r="C2"><v>5</v></c>'
         '<c t="s" s="3" r="D5"><v>1</v></c><c t="e" s="3" r="E7"><v>#REF!</v></c></row>'),
-        expected(2, 5, 2, 5, 7, 4)),
+        expected(2, 5, 2, 5, 7, 4, {(7, 5): "#REF!"})),
     "self-closing and empty cells": (sheet(
         '<row r="1"><c r="A1"/><c r="B1" s="2" /><c s="1"/><c/><c r="C1"></c><c r="D1" s="4">  </c>'
         '<c r="E1"><v>7</v></c></row>'), expected(1, 1, 5, 5, 1, 1)),
@@ -112,7 +112,7 @@ FAST = {
         expected(6, 6, 1, 4, 7, 6)),
     "error cells": (sheet(
         '<row r="3"><c r="A3"><v>1</v></c></row><row r="8"><c r="B8" t="e"><v>#DIV/0!</v></c>'
-        '<c r="C8" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>'), expected(3, 3, 1, 3, 8, 3)),
+        '<c r="C8" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>'), expected(3, 3, 1, 3, 8, 3, {(8, 2): "#DIV/0!", (8, 3): "#DIV/0!"})),
     "formula-only cells": (sheet(
         '<row r="2"><c r="A2"><v>3</v></c></row><row r="9"><c r="B9"><f>SUM(A1:A5)</f></c>'
         '<c r="C9"><f t="shared" ref="C9:C10" si="0"/></c></row>'), expected(2, 2, 1, 3, 9, 3)),
@@ -189,7 +189,7 @@ def test_what_the_fallback_cases_hold():
     """A few reference results, so the cases above are what their names say."""
     assert scans(FALLBACK["a value cell without r="])[2] == expected(3, 3, 1, 2, 3, 2)
     assert scans(FALLBACK["UTF-16"])[2] == expected(2, 2, 2, 2, 2, 1)
-    assert scans(FALLBACK["an escaped attribute value"])[2] == expected(4, 0, 1, 1, 4, 1)  # an error cell
+    assert scans(FALLBACK["an escaped attribute value"])[2] == expected(4, 0, 1, 1, 4, 1, {(4, 1): "#N/A"})  # t="e"
     assert scans(FALLBACK["a cell in a cell"])[2] == expected(5, 5, 2, 2, 5, 1)
     assert scans(FALLBACK["text after a value"])[2] == expected(1, 1, 1, 1, 1, 1)
     assert scans(FALLBACK["a repeated attribute"])[2][0] == "refused"

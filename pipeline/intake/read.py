@@ -196,6 +196,7 @@ def read_zip(data: bytes, member: bool, xlsx_reader: str = "calamine") -> RawWor
         book = openpyxl_workbook(data, fmt) if xlsx_reader == "openpyxl" and fmt == "xlsx" else \
             calamine_workbook(data, fmt)
         safety.check_rows_read(book, scans)
+        safety.show_error_values(book, scans)
         return book
     if ODS_MIMETYPE in _mimetype(archive) or "content.xml" in names:
         from pipeline.intake import ods

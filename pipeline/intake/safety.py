@@ -33,13 +33,14 @@ Two ways to check a part, with the same results (tests/test_safety_scan.py compa
 
 from __future__ import annotations
 
+import html
 import io
 import posixpath
 import re
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 from xml.parsers import expat
@@ -134,6 +135,9 @@ class SheetScan:
     max_col: int = 0
     max_row_any: int = 0  # last row with any value element, even an empty one
     values: int = 0
+    # (row, column) of each cell holding an error value (t="e"), 1-based → its text (#DIV/0!, #REF!):
+    # calamine reads such a cell as blank, Excel shows the error, and so does the clerk's finding
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
 def column_number(letters: str) -> int:
@@ -304,21 +308,26 @@ def scan_sheet_expat(archive: zipfile.ZipFile, name: str) -> SheetScan:
                 state["row"], state["col"] = int(ref.group(2)), column_number(ref.group(1))
             else:
                 state["col"] += 1
-            state.update(in_cell=True, has_value=False, text=False, error=attrs.get("t") == "e")
+            state.update(in_cell=True, has_value=False, text=False, error=attrs.get("t") == "e", shown=[])
         elif state["in_cell"] and local in ("v", "is", "f"):
             state["has_value"] = True
-        state["tag"] = local
+        state["tag"], state["in_v"] = local, local == "v"
 
     def chars(data: str) -> None:
         if state["in_cell"] and state["tag"] in ("v", "t") and data.strip():
             state["text"] = True
+        if state["in_cell"] and state["in_v"] and state["error"]:
+            state["shown"].append(data)
 
     def end(tag: str) -> None:
+        state["in_v"] = False
         if local_name(tag) == "c" and state["in_cell"]:
             state["in_cell"] = False
             if state["has_value"]:
                 # calamine shows an error value (#DIV/0!) as blank: such a cell is not a row it must return
                 _count(scan, state["row"], state["col"], state["text"] and not state["error"])
+            if state["error"] and (shown := "".join(state["shown"])).strip():
+                scan.errors[(state["row"], state["col"])] = shown
 
     def setup(parser: expat.XMLParserType) -> None:
         parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = start, end, chars
@@ -517,9 +526,28 @@ def scan_sheet_bytes(data: bytes, name: str) -> SheetScan | None:
     if other is None:
         return None
     plain = _plain_cells(parts[1::3], parts[2::3])
-    return _scan(name, plain if not other.values else _Cells(
+    scan = _scan(name, plain if not other.values else _Cells(
         plain.values + other.values, plain.rows | other.rows, plain.text_rows | other.text_rows,
         plain.columns | other.columns))
+    if scan is not None and b't="e"' in rest:  # (an error cell is never a plain one)
+        scan.errors = _error_values(rest, prefix)
+    return scan
+
+
+def _error_values(rest: bytes, prefix: bytes) -> dict[tuple[int, int], str]:
+    """Each error cell's (row, column) → the text of its <v>, as expat reads it (the patterns already
+    made sure every cell is one they recognise, with its r=)."""
+    p = re.escape(prefix)
+    found = {}
+    for attrs, content in re.findall(rb"<%sc(\s[^<>]*?)(?<!/)>(.*?)</%sc>" % (p, p), rest, re.S):
+        if not re.search(rb'\st="e"', attrs):
+            continue
+        ref = re.search(rb'\sr="([A-Z]{1,3})([0-9]{1,7})"', attrs)
+        texts = re.findall(rb"<%sv(?:\s[^<>]*)?>([^<]*)</%sv>" % (p, p), content)
+        shown = html.unescape(b"".join(texts).replace(b"\r\n", b"\n").replace(b"\r", b"\n").decode("utf-8"))
+        if ref and shown.strip():
+            found[(int(ref.group(2)), column_number(ref.group(1).decode()))] = shown
+    return found
 
 
 def _scan(name: str, cells: _Cells) -> SheetScan | None:
@@ -544,6 +572,16 @@ def _check_extent(sheet: str, scan: SheetScan) -> None:
         raise UnreadableFile(
             f"工作表“{sheet[:31]}”在很远的单元格(第 {scan.max_row_any} 行、第 {column_letters(scan.max_col)} 列)"
             "有内容,表格范围过大,可能是损坏或恶意构造的文件。请删除多余内容后重新保存")
+
+
+def show_error_values(book: RawWorkbook, scans: dict[str, SheetScan]) -> None:
+    """Put each error value (#DIV/0!) where calamine left the cell blank: the checks then say what Excel
+    shows her ("应填数字,这里填的是“#DIV/0!”"), not that the cell is empty, as with openpyxl as the reader."""
+    for sheet in book.sheets:
+        scan = scans.get(sheet.name)
+        for (row, col), text in (scan.errors.items() if scan else ()):
+            if sheet.cell(row - 1, col - 1) is None:
+                sheet.put(row - 1, col - 1, text)
 
 
 def check_rows_read(book: RawWorkbook, scans: dict[str, SheetScan]) -> None:
