@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from pathlib import Path
@@ -194,6 +195,29 @@ def test_a_file_whose_cover_and_name_say_two_units_is_neither_s(workspace, stree
     assert [r.file_name for r in standing] == ["甲村10月报表.xlsx"]
     drop(workspace, "测试街道甲村10月报表(改).xlsx", clean_return(street, "U01", first_serial=50))
     assert run(workspace, street, now=RUN_DAY).outcomes[0].status == "accepted"  # the street's name is no unit's
+
+
+def test_this_months_file_under_last_months_cover_does_not_replace_last_month(workspace, street):
+    """甲村's clerk copied September's file, entered October and named it 10月 but left the cover at 2026-09:
+    filed as a September correction, it replaced the accepted September return. A file name naming a later
+    month than its cover is quarantined; a file name kept from an earlier month is no matter."""
+    from conftest import next_month
+
+    september = clean_return(street, "U01", period="2026-09")
+    drop(workspace, "甲村9月报表.xlsx", september)
+    run(workspace, street, now=RUN_DAY)
+    october = next_month(september)
+    stale = copy.deepcopy(october)
+    stale.cover["报告期"] = "2026-09"
+    drop(workspace, "甲村10月报表.xlsx", stale)
+    [outcome] = run(workspace, street, now=RUN_DAY).outcomes
+    assert outcome.status == "quarantined"
+    assert "封面“报告期”写的是 2026-09,文件名却是10月的" in outcome.reason
+    with History(workspace.history) as history:
+        assert [r.status for r in history.returns(period="2026-09")] == ["accepted"]  # September stands
+    drop(workspace, "甲村9月报表(改).xlsx", october)  # September's name kept, the cover right: October's
+    [outcome] = run(workspace, street, now=RUN_DAY).outcomes
+    assert (outcome.status, outcome.period) == ("accepted", "2026-10")
 
 
 def test_unit_workbooks_hold_only_their_own_unit(workspace, street):

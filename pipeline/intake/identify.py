@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,6 +17,9 @@ from pipeline.text import normalise_label, normalise_text
 from pipeline.values import as_text, parse_date
 
 _MONTH = re.compile(r"(?<!\d)(\d{1,2})\s*月")
+# Dates in a file name (the day it was sent: 2026-11-03, 11月3日) name no month of a return.
+_FULL_DATE = re.compile(r"\d{4}\s*[-/._年]\s*\d{1,2}\s*[-/._月]\s*\d{1,2}\s*[日号]?|(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]")
+_YEAR_MONTH = re.compile(r"(?<!\d)(\d{4})\s*(?:[-_.]|年)\s*(\d{1,2})(?!\d)")
 _LABEL_VALUE = re.compile(r"^([^::]{2,12})[::](.+)$")
 
 
@@ -35,6 +39,7 @@ class Identity:
     period_source: str
     cover: dict[str, CoverEntry]
     period_ambiguous: bool = False
+    month_in_file_name: str = ""  # a later month than the cover's, named by the file name: a stale cover?
     named_in_file_name: Unit | None = None  # another unit than the cover's, named by the file name: which is it?  # the cover's 报告期 is a number like 2026.1, and nothing tells which month
 
 
@@ -75,12 +80,36 @@ def identify(cover: dict[str, CoverEntry], file_name: str, registry: Registry,
         if period and dropped_zero(cover["period"].value):
             period = _january_or_october(period, [file_name, *texts], filled)
             ambiguous = period is None
-    if period is None and not ambiguous:
+    later = _later_month_named(file_name, period) if period_source == "cover" and period else ""
+    if later:  # last month's file copied and its cover left: filed, it would replace last month's return
+        period = None
+    if period is None and not ambiguous and not later:
         period, period_source = find_period_in(file_name), "file name"
-    if period is None and not ambiguous:
+    if period is None and not ambiguous and not later:
         period, period_source = next((p for t in texts if (p := find_period_in(t))), None), "content"
     return Identity(unit, period, filled, unit_source if unit else "", period_source if period else "", cover,
-                    ambiguous, conflict)
+                    ambiguous, later, conflict)
+
+
+def _later_month_named(file_name: str, period: str) -> str:
+    """The month the file name names ("满春村10月报表", "2026-10"), when it is later than the cover's `period`
+    (by one to three months when no year is named); "" otherwise, or when it names none or several.
+
+    Only later: a file name kept from last month under an updated cover is common and harmless; a cover
+    kept from last month under this month's name would replace last month's return with this month's."""
+    text = _FULL_DATE.sub(" ", normalise_text(Path(file_name).stem))
+    with_year = {(int(y), int(m)) for y, m in _YEAR_MONTH.findall(text) if 1 <= int(m) <= 12}
+    bare = {int(m) for m in _MONTH.findall(_YEAR_MONTH.sub(" ", text)) if 1 <= int(m) <= 12}
+    months = {m for _, m in with_year} | bare
+    if len(months) != 1 or len(with_year) > 1:
+        return ""
+    year, month = int(period[:4]), int(period[5:7])
+    if with_year:
+        (named_year, named_month), = with_year
+        ahead = named_year * 12 + named_month - (year * 12 + month)
+        return f"{named_year}年{named_month}月" if ahead >= 1 else ""
+    named_month = months.pop()
+    return f"{named_month}月" if 1 <= (named_month - month) % 12 <= 3 else ""
 
 
 def dropped_zero(value: Cell) -> bool:

@@ -134,10 +134,12 @@ def _identity_findings(ident: Identity, file_name: str, sheet: str) -> list[Find
                              value=as_text(entry.value) if entry else "", expected="本街道登记的村(居)"))
     if ident.period is None:
         entry = cover.get("period")
-        code = "period-ambiguous" if ident.period_ambiguous else "period-missing"
+        code = "period-ambiguous" if ident.period_ambiguous else "period-conflict" if ident.month_in_file_name \
+            else "period-missing"
         found.append(finding(code, file=file_name, sheet=sheet, cell=entry.cell if entry else "",
                              row=entry.row if entry else None, field="报告期",
-                             value=as_text(entry.value) if entry else "", expected=PERIOD_FORMS))
+                             value=as_text(entry.value) if entry else "",
+                             expected=ident.month_in_file_name or PERIOD_FORMS))
     return found
 
 
