@@ -63,7 +63,10 @@ def read_cover(sheet: RawSheet, spec: SheetSpec) -> dict[str, CoverEntry]:
 
 def identify(cover: dict[str, CoverEntry], file_name: str, registry: Registry,
              texts: Sequence[str] = ()) -> Identity:
-    """Unit and period from the cover; then the file name; then titles inside the file (`texts`)."""
+    """Unit and period from the cover; then the file name; then titles inside the file (`texts`).
+
+    A file name naming another unit than the cover, or a later month, leaves it untold (the file is
+    quarantined, saying both): filed, it could replace another unit's or month's good return."""
     unit, unit_source = _unit_from_cover(cover, registry), "cover"
     in_file_name = _unit_named_in([without_street(file_name, registry)], registry)
     conflict = in_file_name if unit is not None and in_file_name not in (None, unit) else None
