@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import openpyxl
@@ -218,6 +219,23 @@ def test_this_months_file_under_last_months_cover_does_not_replace_last_month(wo
     drop(workspace, "甲村9月报表(改).xlsx", october)  # September's name kept, the cover right: October's
     [outcome] = run(workspace, street, now=RUN_DAY).outcomes
     assert (outcome.status, outcome.period) == ("accepted", "2026-10")
+
+
+def test_a_filling_date_typed_in_the_future_does_not_outrank_every_later_correction(workspace, street):
+    """Of a unit's returns the later 填报日期 stands: one typed 2062-11-02 stood over every correction after it."""
+    typo = clean_return(street, "U01")
+    typo.cover["填报日期"] = dt.date(2062, 11, 2)
+    drop(workspace, "甲村.xlsx", typo)
+    run(workspace, street, now=RUN_DAY)
+    corrected = clean_return(street, "U01", first_serial=40)
+    corrected.cover["填报日期"] = dt.date(2026, 11, 3)
+    path = drop(workspace, "甲村(改).xlsx", corrected)
+    later = RUN_DAY.timestamp() + 600
+    os.utime(path, (later, later))
+    run(workspace, street, now=RUN_DAY + dt.timedelta(hours=1))
+    with History(workspace.history) as history:
+        assert {r.file_name: r.status for r in history.returns(period=PERIOD)} == {
+            "甲村.xlsx": "superseded", "甲村(改).xlsx": "accepted"}
 
 
 def test_unit_workbooks_hold_only_their_own_unit(workspace, street):

@@ -172,11 +172,17 @@ def _restand(history: History, db, returns: list[StoredReturn]) -> None:
     candidates = [r for r in returns if r.verdict in CHECKED]
     if not candidates:
         return
-    latest = max(candidates, key=lambda r: (r.filled_on or dt.date.min, r.received_at, r.id))
+    latest = max(candidates, key=lambda r: (_filled_on(r), r.received_at, r.id))
     for r in candidates:
         status = r.verdict if r is latest else "superseded"
         if r.status != status:
             history.set_status(db, r.id, status)
+
+
+def _filled_on(r: StoredReturn) -> dt.date:
+    """The cover's 填报日期 as the order of a unit's returns, when it can be true: a date after the file
+    arrived (2062 for 2026) would make that return stand over every correction sent after it."""
+    return r.filled_on if r.filled_on and r.filled_on <= r.received_at.date() else dt.date.min
 
 
 def add_earlier_warnings(history: History, warnings: dict[int, list[Finding]]) -> None:
