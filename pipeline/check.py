@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from pipeline.findings import Finding, finding, with_severities
+from pipeline.findings import Finding, Severity, finding, with_severities
 from pipeline.forms import Form
 from pipeline.intake.returns import ReturnFile
 from pipeline.registry import Registry
@@ -76,7 +76,7 @@ def check_returns(files: list[ReturnFile], registry: Registry, form: Form, today
     keys = return_keys(files)
     names = {u.code: u.name for u in registry.units}
     validated = validate_returns({i: f.tables for i, f in enumerate(files)}, keys, form, today)
-    found = {i: f.findings + validated.findings[i] for i, f in enumerate(files)}
+    found = {i: f.findings + validated.findings[i] + filled_in_future(f, form, today) for i, f in enumerate(files)}
     index_of = {k.file: i for i, k in reversed(keys.items())}  # the first return of that file name
     earlier_warnings: dict[int, list[Finding]] = {}
     for key, attr in REGISTERS.items():
@@ -241,6 +241,17 @@ EARLIER_COLUMNS = ["return_id", "unit", "unit_name", "period", "file", "id_numbe
 def no_earlier_persons() -> EarlierPersons:
     """No returns filed before: nobody holds any ID."""
     return lambda key, id_numbers: pd.DataFrame(columns=EARLIER_COLUMNS)
+
+
+def filled_in_future(file: ReturnFile, form: Form, today: dt.date) -> list[Finding]:
+    """A 填报日期 after the day of the run (2062 for 2026): a warning, as it orders a unit's returns."""
+    filled = file.identity.filled_on if file.identity else None
+    if filled is None or filled <= today:
+        return []
+    entry = file.identity.cover["filled_on"]
+    return [finding("date-future", severity=Severity.WARNING, unit=file.unit.code if file.unit else "",
+                    file=file.name, sheet=form.cover.name, cell=entry.cell, row=entry.row, field="填报日期",
+                    value=filled.isoformat(), expected=today.isoformat())]
 
 
 def period_mismatch(file: ReturnFile, period: str) -> Finding:

@@ -236,6 +236,10 @@ def test_a_filling_date_typed_in_the_future_does_not_outrank_every_later_correct
     with History(workspace.history) as history:
         assert {r.file_name: r.status for r in history.returns(period=PERIOD)} == {
             "甲村.xlsx": "superseded", "甲村(改).xlsx": "accepted"}
+        [first] = [r for r in history.returns(period=PERIOD) if r.file_name == "甲村.xlsx"]
+        told = [(f.code, f.severity.value, f.sheet, f.value) for f in history.findings_of([first.id])[first.id]
+                if f.field == "填报日期"]
+    assert told == [("date-future", "warning", "封面", "2062-11-02")]  # and she is told of the typo
 
 
 def test_unit_workbooks_hold_only_their_own_unit(workspace, street):
