@@ -20,7 +20,7 @@ from pipeline.run import (DEFAULT_WORKERS, EXIT_CANNOT_RUN, LOCK_TIMEOUT_SECONDS
                           validate_files)
 from pipeline.runlog import waiting_line
 from pipeline.workspace import Workspace, sort_inbox
-from pipeline.status import NAME_KEPT_ZH, STATUS_ZH
+from pipeline.status import NAME_KEPT_ZH, NOT_STANDING_ZH, STATUS_ZH
 from pipeline.store.history import HistoryUnavailable
 from pipeline.write.safe import OutputInUse
 
@@ -171,6 +171,8 @@ def print_result(result: RunResult, workspace: Workspace) -> None:
             line += f"  (错误 {o.errors},警告 {o.warnings})"
         if o.reason:
             line += f"  原因:{o.reason}"
+        if not o.stands:
+            line += f"  {NOT_STANDING_ZH}"
         if o.name_kept:
             line += f"  {NAME_KEPT_ZH}"
         click.echo(line)

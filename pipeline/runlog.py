@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING
 
 from pipeline.registry import demo_registry_path
-from pipeline.status import NAME_KEPT_ZH, STATUS_ZH
+from pipeline.status import NAME_KEPT_ZH, NOT_STANDING_ZH, STATUS_ZH
 from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ def summarise(result: "RunResult") -> dict:
             "history_backup": result.history_backup, "history_backup_failed": result.history_backup_failed,
             "outputs_in_use": result.outputs_in_use, "held_in_inbox": result.held_in_inbox,
             "outcomes": [{"file": o.file, "status": o.status, "unit": o.unit, "period": o.period,
-                          "errors": o.errors, "warnings": o.warnings, "reason": o.reason} for o in result.outcomes]}
+                          "errors": o.errors, "warnings": o.warnings, "reason": o.reason, "stands": o.stands}
+                         for o in result.outcomes]}
 
 
 def log_lines(result: "RunResult") -> list[str]:
@@ -49,7 +50,8 @@ def log_lines(result: "RunResult") -> list[str]:
     for o in result.outcomes:
         detail = f"错误 {o.errors},警告 {o.warnings}" if o.status in ("accepted", "rejected") else o.reason
         lines.append(f"    {STATUS_ZH.get(o.status, o.status)} {o.unit_name or '单位不明'} {o.period or ''} "
-                     f"{o.file} {detail}{NAME_KEPT_ZH if o.name_kept else ''}".rstrip())
+                     f"{o.file} {detail}{'' if o.stands else NOT_STANDING_ZH}{NAME_KEPT_ZH if o.name_kept else ''}"
+                     .rstrip())
     lines += [f"    未处理(非指定报告期):{name}" for name in result.left_in_inbox]
     lines += [f"    {waiting_line(name, why)}" for name, why in result.waiting_in_inbox]
     lines += [f"    已更新发件箱 {period}" for period in result.periods_written]

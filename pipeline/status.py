@@ -15,6 +15,7 @@ from pipeline.workspace import Workspace
 # What each outcome of a return is called wherever a person reads it.
 STATUS_ZH = {"accepted": "已接收", "rejected": "已退回", "quarantined": "已隔离", "duplicate": "重复文件",
              "superseded": "已被更正件取代", "missing": "未报送"}
+NOT_STANDING_ZH = "(未采用:本单位本月另有一份填报日期更晚的月报,以那份为准)"
 # after a file's line: filed, but its inbox name stays (Windows: open in Excel) until a later run
 NAME_KEPT_ZH = "(已归档;收件箱里的这份暂时移不走:正被其他程序打开,或无权删除。以后的运行会再试)"
 

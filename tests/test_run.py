@@ -242,6 +242,34 @@ def test_a_filling_date_typed_in_the_future_does_not_outrank_every_later_correct
     assert told == [("date-future", "warning", "封面", "2062-11-02")]  # and she is told of the typo
 
 
+def test_a_correction_without_a_filling_date_stands_and_a_stale_one_says_it_does_not(workspace, street):
+    """A correction whose 填报日期 was left blank lost to the return it corrects, while the run said 已接收.
+    A file that does not stand (an older 填报日期 sent again later) is now said to be not counted."""
+    from pipeline.runlog import log_lines
+
+    drop(workspace, "甲村.xlsx", clean_return(street, "U01"))  # 填报日期 2026-11-02
+    run(workspace, street, now=RUN_DAY)
+    blank = clean_return(street, "U01", first_serial=40)
+    del blank.cover["填报日期"]
+    path = drop(workspace, "甲村(改).xlsx", blank)
+    os.utime(path, (RUN_DAY.timestamp() + 600,) * 2)
+    [corrected] = run(workspace, street, now=RUN_DAY + dt.timedelta(hours=1)).outcomes
+    stale = clean_return(street, "U01", first_serial=50)
+    stale.cover["填报日期"] = dt.date(2026, 11, 1)
+    path = drop(workspace, "甲村(旧).xlsx", stale)
+    os.utime(path, (RUN_DAY.timestamp() + 1200,) * 2)
+    result = run(workspace, street, now=RUN_DAY + dt.timedelta(hours=2))
+    [old] = result.outcomes
+    with History(workspace.history) as history:
+        assert {r.file_name: r.status for r in history.returns(period=PERIOD)} == {
+            "甲村.xlsx": "superseded", "甲村(改).xlsx": "accepted", "甲村(旧).xlsx": "superseded"}
+    assert (corrected.status, corrected.stands) == ("accepted", True)
+    assert (old.status, old.stands, result.exit_code) == ("accepted", False, 0)
+    assert "未采用:本单位本月另有一份填报日期更晚的月报" in "\n".join(log_lines(result))
+    logged = json.loads((workspace.root / "logs" / "runs.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert [o["stands"] for o in logged["outcomes"]] == [False]
+
+
 def test_unit_workbooks_hold_only_their_own_unit(workspace, street):
     a, b = clean_return(street, "U01"), clean_return(street, "U02", first_serial=30)
     a.monthly.at[0, "期末人口"] += 1

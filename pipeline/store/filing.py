@@ -51,6 +51,7 @@ class Outcome:
     filed_as: str = ""
     reason: str = ""
     name_kept: bool = False  # filed, but its inbox name stays: another program holds it open (a later run drops it)
+    stands: bool = True  # filed, but another return of its unit and month stands (a later 填报日期): not counted
 
 
 def finish_interrupted(history: History, ws: Workspace,
@@ -172,7 +173,7 @@ def _restand(history: History, db, returns: list[StoredReturn]) -> None:
     candidates = [r for r in returns if r.verdict in CHECKED]
     if not candidates:
         return
-    latest = max(candidates, key=lambda r: (_filled_on(r), r.received_at, r.id))
+    latest = max(candidates, key=lambda r: (_filled_on(r), r.received_at, r.id))  # (see _filled_on)
     for r in candidates:
         status = r.verdict if r is latest else "superseded"
         if r.status != status:
@@ -180,9 +181,10 @@ def _restand(history: History, db, returns: list[StoredReturn]) -> None:
 
 
 def _filled_on(r: StoredReturn) -> dt.date:
-    """The cover's 填报日期 as the order of a unit's returns, when it can be true: a date after the file
-    arrived (2062 for 2026) would make that return stand over every correction sent after it."""
-    return r.filled_on if r.filled_on and r.filled_on <= r.received_at.date() else dt.date.min
+    """The cover's 填报日期 as the order of a unit's returns, when it can be true; else the day the file
+    arrived. A date after that (2062 for 2026) stood over every correction sent after it, and a correction
+    whose 填报日期 was left blank lost to the return it corrects."""
+    return r.filled_on if r.filled_on and r.filled_on <= r.received_at.date() else r.received_at.date()
 
 
 def add_earlier_warnings(history: History, warnings: dict[int, list[Finding]]) -> None:
@@ -255,7 +257,9 @@ def _stored(f: ReturnFile, target: Path, verdict: str, reason: str) -> StoredRet
 def settle_outcomes(history: History, outcomes: list[Outcome]) -> None:
     """After reconciliation: each checked return's final verdict and finding counts."""
     found = history.severities_of([o.return_id for o in outcomes])
+    superseded = history.superseded([o.return_id for o in outcomes])
     for o in outcomes:
+        o.stands = o.return_id not in superseded
         o.errors = found[o.return_id].count("error")
         o.warnings = found[o.return_id].count("warning")
         if o.status in ("accepted", "rejected"):  # as recheck sets the verdict: any error rejects

@@ -355,6 +355,11 @@ class History:
                 found[rid].append(json.loads(text)["severity"])
         return found
 
+    def superseded(self, return_ids: list[int]) -> set[int]:
+        """Those of the given returns another return of their unit and month stands over."""
+        return {rid for chunk in _chunks(return_ids) for (rid,) in self.db.execute(
+            f"SELECT id FROM returns WHERE id IN ({_marks(chunk)}) AND status='superseded'", chunk)}
+
     def blocked(self, return_ids: list[int]) -> set[int]:
         """Those of the given returns with an error among their findings (an error blocks acceptance)."""
         found = set()
