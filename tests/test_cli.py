@@ -94,6 +94,8 @@ def test_status_names_the_months_quarantined_files_and_why(tmp_path, street, mon
     assert [line.split("):", 1)[0] for line in lines] == ["已隔离 乙.xlsx(收到 2026-11-03 19:00",
                                                           "已隔离 扫描件.pdf(收到 2026-11-03 20:00"]
     assert "可能是1月,也可能是10月" in lines[0] and "不是月报工作簿:这是PDF文件" in lines[1]
+    earlier = CliRunner().invoke(main, ["status", "--period", "2026-09"])  # arrived in November: not September's
+    assert earlier.exit_code == 0 and "已隔离" not in earlier.output
 
 
 def test_a_run_that_takes_nothing_says_what_waits_and_why(tmp_path, street, monkeypatch):

@@ -307,12 +307,12 @@ class History:
                 args.append(value)
         return [_stored(row) for row in self.db.execute(sql + " ORDER BY id", args)]
 
-    def quarantined(self, period: str, since: dt.datetime) -> list[StoredReturn]:
-        """Files quarantined for `period`, or for no month one could tell, received from `since` on."""
+    def quarantined(self, period: str, since: dt.datetime, until: dt.datetime) -> list[StoredReturn]:
+        """Files quarantined for `period`, or for no month one could tell, received from `since` to `until`."""
         sql = ("SELECT id, sha256, file_name, archived_as, unit, period, verdict, status, received_at, filled_on, reason"
-               " FROM returns WHERE status='quarantined' AND (period=? OR (period IS NULL AND received_at>=?))"
-               " ORDER BY id")
-        return [_stored(row) for row in self.db.execute(sql, (period, since.isoformat()))]
+               " FROM returns WHERE status='quarantined'"
+               " AND (period=? OR (period IS NULL AND received_at>=? AND received_at<?)) ORDER BY id")
+        return [_stored(row) for row in self.db.execute(sql, (period, since.isoformat(), until.isoformat()))]
 
     def mark_pending(self, db: sqlite3.Connection, unit: str, period: str) -> None:
         """A unit's months from `period` on need reconciling (kept until done, across crashes)."""
