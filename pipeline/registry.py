@@ -14,6 +14,9 @@ from pipeline.text import normalise_label
 
 REGISTRY_FILE = "pipeline.toml"
 UNIT_KINDS = ("村", "社区")
+# Other words a registry may use for a kind (a street that wrote 居委会 kept its nights after the kind was checked).
+KIND_WORDS = {"村委会": "村", "村民委员会": "村", "行政村": "村", "居委会": "社区", "居民委员会": "社区",
+              "社区居委会": "社区", "社区居民委员会": "社区", "居": "社区"}
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ def _unit(number: int, raw: Any, problems: list[str]) -> Unit | None:
     where = f"第 {number} 个 [[units]]" + (f"({name})" if isinstance(name, str) and name.strip() else "")
     code, name = _required_text(raw, "code", where, problems), _required_text(raw, "name", where, problems)
     kind = raw.get("kind", "村")
+    kind = KIND_WORDS.get(normalise_label(kind), kind) if isinstance(kind, str) else kind
     if kind not in UNIT_KINDS:
         problems.append(f"{where} kind 只能是 {' 或 '.join(UNIT_KINDS)},现在是 {kind!r}")
     aliases = _text_list(raw, "aliases", where, problems)
@@ -210,11 +214,8 @@ def _unit(number: int, raw: Any, problems: list[str]) -> Unit | None:
         problems.append(f"{where} groups 没有列出任何小组:月报的每一行都要对应一个登记的小组")
     elif "groups" not in raw:
         problems.append(f"{where} 缺少 groups(本村(居)的小组名称,如 groups = [\"一组\", \"二组\"])")
-    seen: set[str] = set()
-    for group in groups:
-        if normalise_label(group) in seen:
-            problems.append(f"{where} 小组“{group}”登记了两次")
-        seen.add(normalise_label(group))
+    firsts: dict[str, str] = {}
+    groups = [firsts.setdefault(normalise_label(g), g) for g in groups if normalise_label(g) not in firsts]  # once
     return Unit(code, name, kind if isinstance(kind, str) else "村", tuple(aliases), tuple(groups))
 
 
