@@ -401,7 +401,8 @@ def test_a_sheet_that_repeats_one_the_form_took_is_named_not_silently_left_out(t
     books = [write_xlsx(tmp_path / "分两页.xlsx", split), write_xlsx(tmp_path / "留旧表.xlsx", kept)]
     returns = take_in_all([(settle(p), None) for p in books], street, load_form())
     checked, _ = check_returns(returns, street, load_form(), RUN_DAY.date(), no_earlier_persons())
-    twins = [[(f.severity.value, f.sheet, f.expected) for f in c.findings if f.code == "sheet-not-read"] for c in checked]
+    twins = [[(f.severity.value, f.sheet, f.expected) for f in c.findings if f.code == "sheet-not-read"]
+             for c in checked]
     assert twins == [[("warning", "育龄妇女(续)", "育龄妇女")], [("warning", "流动人口(9月)", "流动人口")]]
     assert "“育龄妇女(续)”里的内容没有统计" in next(f.message for f in checked[0].findings if f.code == "sheet-not-read")
     assert "roster-vs-table" in {f.code for f in checked[0].findings}  # the split's two rows are missing from the count

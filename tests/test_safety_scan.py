@@ -112,7 +112,8 @@ FAST = {
         expected(6, 6, 1, 4, 7, 6)),
     "error cells": (sheet(
         '<row r="3"><c r="A3"><v>1</v></c></row><row r="8"><c r="B8" t="e"><v>#DIV/0!</v></c>'
-        '<c r="C8" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>'), expected(3, 3, 1, 3, 8, 3, {(8, 2): "#DIV/0!", (8, 3): "#DIV/0!"})),
+        '<c r="C8" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>'),
+        expected(3, 3, 1, 3, 8, 3, {(8, 2): "#DIV/0!", (8, 3): "#DIV/0!"})),
     "formula-only cells": (sheet(
         '<row r="2"><c r="A2"><v>3</v></c></row><row r="9"><c r="B9"><f>SUM(A1:A5)</f></c>'
         '<c r="C9"><f t="shared" ref="C9:C10" si="0"/></c></row>'), expected(2, 2, 1, 3, 9, 3)),

@@ -18,7 +18,8 @@ from pipeline.values import as_text, parse_date
 
 _MONTH = re.compile(r"(?<!\d)(\d{1,2})\s*月")
 # Dates in a file name (the day it was sent: 2026-11-03, 11月3日) name no month of a return.
-_FULL_DATE = re.compile(r"\d{4}\s*[-/._年]\s*\d{1,2}\s*[-/._月]\s*\d{1,2}\s*[日号]?|(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]")
+_FULL_DATE = re.compile(r"\d{4}\s*[-/._年]\s*\d{1,2}\s*[-/._月]\s*\d{1,2}\s*[日号]?"
+                        r"|(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]")
 _YEAR_MONTH = re.compile(r"(?<!\d)(\d{4})\s*(?:[-_.]|年)\s*(\d{1,2})(?!\d)")
 _LABEL_VALUE = re.compile(r"^([^::]{2,12})[::](.+)$")
 
@@ -38,9 +39,9 @@ class Identity:
     unit_source: str  # cover | file name | ""
     period_source: str
     cover: dict[str, CoverEntry]
-    period_ambiguous: bool = False
+    period_ambiguous: bool = False  # the cover's 报告期 is a number like 2026.1, and nothing tells which month
     month_in_file_name: str = ""  # a later month than the cover's, named by the file name: a stale cover?
-    named_in_file_name: Unit | None = None  # another unit than the cover's, named by the file name: which is it?  # the cover's 报告期 is a number like 2026.1, and nothing tells which month
+    named_in_file_name: Unit | None = None  # another unit than the cover's, named by the file name: which is it?
 
 
 def read_cover(sheet: RawSheet, spec: SheetSpec) -> dict[str, CoverEntry]:

@@ -63,8 +63,8 @@ class ReturnFile:
             conflict = next((f.message for f in self.findings if f.code == "unit-conflict"), None)
             return conflict or "无法确定报送单位(封面、文件名和表格标题里都没有本街道登记的村(居)名称或代码)"
         if self.period is None:
-            ambiguous = next((f.message for f in self.findings if f.code in ("period-ambiguous", "period-conflict")), None)
-            return ambiguous or "无法确定报告期(封面、文件名和表格标题里都没有可识别的年月)"
+            told = next((f.message for f in self.findings if f.code in ("period-ambiguous", "period-conflict")), None)
+            return told or "无法确定报告期(封面、文件名和表格标题里都没有可识别的年月)"
         return ""
 
 

@@ -309,8 +309,8 @@ class History:
 
     def quarantined(self, period: str, since: dt.datetime, until: dt.datetime) -> list[StoredReturn]:
         """Files quarantined for `period`, or for no month one could tell, received from `since` to `until`."""
-        sql = ("SELECT id, sha256, file_name, archived_as, unit, period, verdict, status, received_at, filled_on, reason"
-               " FROM returns WHERE status='quarantined'"
+        sql = ("SELECT id, sha256, file_name, archived_as, unit, period, verdict, status, received_at, filled_on,"
+               " reason FROM returns WHERE status='quarantined'"
                " AND (period=? OR (period IS NULL AND received_at>=? AND received_at<?)) ORDER BY id")
         return [_stored(row) for row in self.db.execute(sql, (period, since.isoformat(), until.isoformat()))]
 
