@@ -14,7 +14,7 @@ import pandas as pd
 from pipeline.findings import Finding, sort_key
 from pipeline.forms import Form
 from pipeline.merge import YearToDate, street_table, unit_totals, year_to_date
-from pipeline.periods import deadline, shift, stat_year_months
+from pipeline.periods import arrival_window, deadline, shift, stat_year_months
 from pipeline.registry import Registry, Unit
 from pipeline.resources import build_digest
 from pipeline.status import days_late
@@ -89,7 +89,7 @@ def load_period(history: History, registry: Registry, form: Form, period: str, n
     (with their unit); `floating_fields`: the fields it reads (the records hold only
     those, else every field).
     """
-    returns = history.returns(period=period)
+    returns = history.returns(period=period) + undated_quarantined(history, period)
     standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
     findings = history.findings_of([r.id for r in returns])
     due = deadline(period, registry.street.deadline_day)
@@ -133,10 +133,17 @@ def accepted_totals(history: History, period: str, counts: list[str]) -> pd.Data
     return unit_totals(figures, {r.id: r.unit for r in accepted}, counts)
 
 
+def undated_quarantined(history: History, period: str) -> list[StoredReturn]:
+    """Files quarantined while the period's returns arrive whose month could not be told (January or
+    October?): shown with the period's own quarantined files, so the street sees them in its outputs."""
+    return [r for r in history.quarantined(period, *arrival_window(period)) if r.period is None]
+
+
 def fingerprint(history: History, registry: Registry, period: str) -> str:
     """Changes whenever anything the period's outputs show could change."""
     months = set(stat_year_months(period, registry.settings.stat_year_start_month)) | {shift(period, -1)}
     rows = [(r.id, r.status) for m in sorted(months) for r in history.returns(period=m)]
+    rows += [(r.id, r.status) for r in undated_quarantined(history, period)]
     ids = [r.id for r in history.returns(period=period)]
     found = history.count_findings(ids)
     settings = repr((registry.street, registry.units, registry.settings))

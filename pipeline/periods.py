@@ -67,6 +67,13 @@ def deadline(period: str, day: int) -> dt.date:
     return month_start(nxt).replace(day=min(day, month_end(nxt).day))
 
 
+def arrival_window(period: str) -> tuple[dt.datetime, dt.datetime]:
+    """When a month's returns arrive: from its first day to the end of the month after (the deadline, and
+    the corrections after it). A file quarantined then, whose month could not be told, may be one of them."""
+    return (dt.datetime.combine(month_start(period), dt.time()),
+            dt.datetime.combine(month_start(shift(period, 2)), dt.time()))
+
+
 def stat_year_months(period: str, start_month: int = 1) -> list[str]:
     """The periods of the statistical year up to and including `period`."""
     year, month = int(period[:4]), int(period[5:7])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from pipeline.periods import deadline, month_start, shift
+from pipeline.periods import arrival_window, deadline
 from pipeline.registry import Registry
 from pipeline.resources import SUMMARY_LAYOUT, load_schema_file
 from pipeline.store.history import History, StoredReturn, first_accepted_at
@@ -76,10 +76,7 @@ def period_status(ws: Workspace, registry: Registry, period: str | None,
         standing = {r.unit: r for r in returns if r.status in ("accepted", "rejected")}
         first = first_accepted_at(returns)
         found = history.findings_of([r.id for r in standing.values()])
-        # a month's returns come in during it and the month after: a file quarantined then, whose month was
-        # not told, may be one of them
-        quarantined = history.quarantined(period, dt.datetime.combine(month_start(period), dt.time()),
-                                          dt.datetime.combine(month_start(shift(period, 2)), dt.time()))
+        quarantined = history.quarantined(period, *arrival_window(period))
     due = deadline(period, registry.street.deadline_day)
     lines = []
     for unit in registry.units:

@@ -8,6 +8,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import openpyxl
 import pytest
 from click.testing import CliRunner
 
@@ -96,6 +97,11 @@ def test_status_names_the_months_quarantined_files_and_why(tmp_path, street, mon
     assert "可能是1月,也可能是10月" in lines[0] and "不是月报工作簿:这是PDF文件" in lines[1]
     earlier = CliRunner().invoke(main, ["status", "--period", "2026-09"])  # arrived in November: not September's
     assert earlier.exit_code == 0 and "已隔离" not in earlier.output
+    report = json.loads((tmp_path / "outbox" / "2026-10" / "report.json").read_text(encoding="utf-8"))
+    assert {(r["file"], r["period"], r["status"]) for r in report["returns"]} >= {("乙.xlsx", "", "quarantined")}
+    summary = openpyxl.load_workbook(next((tmp_path / "outbox" / "2026-10").glob("*汇总.xlsx")), read_only=True)
+    shown = [v for row in summary["报送情况"].iter_rows(values_only=True) for v in row if isinstance(v, str)]
+    assert "乙.xlsx" in shown and any("可能是1月,也可能是10月" in v for v in shown)  # in the month's outputs too
 
 
 def test_a_run_that_takes_nothing_says_what_waits_and_why(tmp_path, street, monkeypatch):

@@ -308,7 +308,8 @@ class History:
         return [_stored(row) for row in self.db.execute(sql + " ORDER BY id", args)]
 
     def quarantined(self, period: str, since: dt.datetime, until: dt.datetime) -> list[StoredReturn]:
-        """Files quarantined for `period`, or for no month one could tell, received from `since` to `until`."""
+        """Files quarantined for `period`, or for no month one could tell, received from `since` to `until`
+        (periods.arrival_window)."""
         sql = ("SELECT id, sha256, file_name, archived_as, unit, period, verdict, status, received_at, filled_on,"
                " reason FROM returns WHERE status='quarantined'"
                " AND (period=? OR (period IS NULL AND received_at>=? AND received_at<?)) ORDER BY id")

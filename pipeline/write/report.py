@@ -28,7 +28,7 @@ def report_dict(state: PeriodState, findings: list[Finding] | None = None) -> di
         "period": state.period,
         "generated_at": state.generated_at.isoformat(timespec="seconds"),
         "returns": [
-            {"unit": r.unit or "", "unit_name": names.get(r.unit or "", ""), "period": r.period or state.period,
+            {"unit": r.unit or "", "unit_name": names.get(r.unit or "", ""), "period": r.period or "",
              "file": r.file_name, "sha256": r.sha256, "status": r.status, "received_at": r.received_at.isoformat(),
              "reason": r.reason}
             for r in state.returns if r.status in ("accepted", "rejected", "superseded", "quarantined")
