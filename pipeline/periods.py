@@ -6,7 +6,7 @@ import calendar
 import datetime as dt
 import re
 
-from pipeline.text import normalise_text
+from pipeline.text import chinese_number, normalise_text
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 _PERIOD_PATTERNS = (
@@ -14,6 +14,8 @@ _PERIOD_PATTERNS = (
     re.compile(r"^(\d{4})(\d{2})$"),
     re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*\d{1,2}\s*日?$"),
 )
+# A month in Chinese numerals after a year ("2026年十月"): read as its digits.
+_CHINESE_MONTH = re.compile(r"(\d{4}\s*年\s*)([〇零一二三四五六七八九十]{1,3})(\s*月)")
 PERIOD_FORMS = "2026-11、2026年11月 或 202611"
 
 
@@ -28,7 +30,7 @@ def parse_period(value: object) -> str | None:
         value = str(int(value)) if float(value).is_integer() else str(value)
     if not isinstance(value, str):
         return None
-    text = normalise_text(value).replace(" ", "")
+    text = _digit_months(normalise_text(value).replace(" ", ""))
     for pattern in _PERIOD_PATTERNS:
         m = pattern.match(text)
         if m and 1 <= int(m.group(2)) <= 12 and 1900 < int(m.group(1)) < 2200:
@@ -38,12 +40,20 @@ def parse_period(value: object) -> str | None:
 
 def find_period_in(text: str) -> str | None:
     """A period named somewhere inside a longer text, such as a file name."""
-    text = normalise_text(text)
+    text = _digit_months(normalise_text(text))
     for pattern in (r"(\d{4})\s*年\s*(\d{1,2})\s*月", r"(\d{4})[-_.](\d{1,2})(?!\d)", r"(?<!\d)(\d{4})(\d{2})(?!\d)"):
         for m in re.finditer(pattern, text):
             if 1 <= int(m.group(2)) <= 12 and 1990 < int(m.group(1)) < 2200:
                 return f"{int(m.group(1)):04d}-{int(m.group(2)):02d}"
     return None
+
+
+def _digit_months(text: str) -> str:
+    """2026年十月 → 2026年10月 (a numeral that is no month is left as it is)."""
+    def digits(m: re.Match) -> str:
+        number = chinese_number(m.group(2))
+        return f"{m.group(1)}{number}{m.group(3)}" if number and 1 <= number <= 12 else m.group(0)
+    return _CHINESE_MONTH.sub(digits, text) if "月" in text else text
 
 
 def month_end(period: str) -> dt.date:

@@ -461,6 +461,16 @@ def test_a_formula_error_reads_as_excel_shows_it_on_either_reader(tmp_path, stre
     assert seen[0] == seen[1] and ("not-a-number", "月报", cell, "#DIV/0!") in seen[0]
 
 
+def test_a_month_written_in_chinese_numerals_is_the_month(tmp_path, street):
+    """报告期 2026年十月 (or 十月份, or only in a title) was "cannot tell the period"."""
+    grids = return_grids(clean_return(street, "U01"))
+    books = [write_xlsx(tmp_path / "a.xlsx", with_cover(grids, 报告期="2026年十月份")),
+             write_xlsx(tmp_path / "甲村2026年十月报表.xlsx", with_cover(grids, 报告期=None)),
+             write_xlsx(tmp_path / "b.xlsx", with_cover(grids, 报告期="2026年十三月"))]
+    returns = take_in_all([(settle(p), None) for p in books], street, load_form())
+    assert [r.period for r in returns] == [PERIOD, PERIOD, None]
+
+
 def _docx_bytes() -> bytes:
     import io
     import zipfile
