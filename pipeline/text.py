@@ -24,6 +24,15 @@ def normalise_label(value: object) -> str:
     return text.strip(":*").replace("(", "(").replace(")", ")")
 
 
+_UNIT = re.compile(r"\([^()]{1,8}\)$")
+
+
+def without_unit(label: str) -> str:
+    """期初人口(人), 结婚日期(年月日) → 期初人口, 结婚日期: a header label (normalised) without the unit of
+    measure statistical forms write after it. Asked only when the label itself is not known."""
+    return _UNIT.sub("", label) if label.endswith(")") else label
+
+
 _GROUP_WORDS = re.compile(r"^第?(.+?)(?:村民小组|居民小组|小组|组|社|队)?$")
 _NUMERALS = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "两": 2}
 

@@ -196,3 +196,14 @@ def test_signatures_and_a_date_under_the_monthly_table_are_no_group(tmp_path, st
     lines = [{first: "填报日期:", second: dt.date(2026, 11, 3)}, {first: "制表人:张三", third: "审核人:李四"}]
     data.monthly = pd.concat([data.monthly, pd.DataFrame(lines)], ignore_index=True)
     assert found(tmp_path, street, data) == []
+
+
+def test_a_header_with_its_unit_in_brackets_is_the_column(tmp_path, street):
+    """期初人口(人), 出生(人), 结婚日期(年月日): statistical forms write the unit after the label; each was a missing
+    column (and the cover's 联系电话(手机) an unread label)."""
+    data = clean_return(street)
+    data.monthly = data.monthly.rename(columns={"期初人口": "期初人口(人)", "出生": "出生(人)", "节育措施": "节育措施(人)"})
+    data.roster = data.roster.rename(columns={"结婚日期": "结婚日期(年月日)"})
+    assert found(tmp_path, street, data) == []
+    data.monthly = data.monthly.rename(columns={"期初人口(人)": "期初户数(户)"})  # another column: still missing
+    assert [f[0] for f in found(tmp_path, street, data)] == ["missing-column"]

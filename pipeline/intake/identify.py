@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from pipeline.forms import SheetSpec
-from pipeline.intake.locate import column_letter
+from pipeline.intake.locate import column_letter, header_label
 from pipeline.intake.read import Cell, RawSheet
 from pipeline.periods import find_period_in, month_end, month_start, parse_period, shift
 from pipeline.registry import Registry, Unit
@@ -51,12 +51,12 @@ def read_cover(sheet: RawSheet, spec: SheetSpec) -> dict[str, CoverEntry]:
     for r in range(sheet.top, sheet.n_rows):
         for c in range(sheet.left, sheet.n_cols):
             raw = sheet.cell(r, c)
-            key = labels.get(normalise_label(raw))
+            key = labels.get(header_label(raw, labels))  # (a label with a unit: 联系电话(手机))
             if key and key not in found:
                 value_col = next((cc for cc in range(c + 1, min(sheet.n_cols, c + 4)) if sheet.cell(r, cc) is not None), c + 1)
                 found[key] = CoverEntry(sheet.cell(r, value_col), f"{column_letter(value_col)}{r + 1}", r + 1)
             elif isinstance(raw, str) and (m := _LABEL_VALUE.match(raw.strip())):
-                key = labels.get(normalise_label(m.group(1)))
+                key = labels.get(header_label(m.group(1), labels))
                 if key and key not in found:
                     found[key] = CoverEntry(m.group(2).strip(), f"{column_letter(c)}{r + 1}", r + 1)
     return found

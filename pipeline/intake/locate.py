@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.forms import SheetSpec
 from pipeline.intake.read import Cell, RawSheet
-from pipeline.text import normalise_label
+from pipeline.text import normalise_label, without_unit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +83,7 @@ def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
     ascii_labels = any(label.isascii() for label in known)
     best, best_hits = None, 1
     for r, line in enumerate(sheet.grid[:HEADER_SEARCH_ROWS]):  # the cells of rows top, top + 1, …
-        hits = sum(1 for v in line if _may_be_label(v, ascii_labels) and normalise_label(v) in known)
+        hits = sum(1 for v in line if _may_be_label(v, ascii_labels) and header_label(v, known) is not None)
         if hits > best_hits:
             best, best_hits = r + sheet.top, hits
     return best
@@ -106,15 +106,24 @@ def locate_rows(sheet: RawSheet, spec: SheetSpec) -> LocatedRows:
     return table
 
 
+def header_label(value: Cell, known: set[str] | dict[str, object]) -> str | None:
+    """The known label a header cell is: as written, or without its unit ("期初人口(人)"); None if neither."""
+    label = normalise_label(value)
+    if label in known:
+        return label
+    bare = without_unit(label)
+    return bare if bare != label and bare in known else None
+
+
 def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[str, int], list[HeaderProblem]]:
     by_label = {label: col for col in spec.columns for label in col.labels()}
     positions: dict[str, int] = {}
     problems: list[HeaderProblem] = []
     for c in range(sheet.left, sheet.n_cols):
-        col = by_label.get(normalise_label(sheet.cell(header, c)))
+        col = by_label.get(header_label(sheet.cell(header, c), by_label))
         if col is None and header > sheet.top:
             # A two-row header: "出生" over "小计 | 一孩 | 二孩": an unknown sub-label takes its parent's name.
-            parent = by_label.get(normalise_label(sheet.cell(header - 1, c)))
+            parent = by_label.get(header_label(sheet.cell(header - 1, c), by_label))
             col = parent if parent is not None and parent.name not in positions else None
         if col is None:
             continue
@@ -137,7 +146,7 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
     at = [c - sheet.left for c in positions.values()]
     labels = [(known, any(label.isascii() for label in known))
               for known in (spec.column(name).labels() for name in positions)]
-    normalised: dict[str, str] = {}  # texts repeat down a column: normalise each once
+    normalised: dict[str, tuple[str, str]] = {}  # texts repeat down a column: normalise each once
     register = not spec.total_label  # the registers list persons; the monthly table's 合计 row is its total
     rows, kept = [], []
     for r in range(header + 1 - sheet.top, len(sheet.grid)):
@@ -162,7 +171,8 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
     return rows, kept
 
 
-def _repeats_header(values: list[Cell], labels: list[tuple[frozenset[str], bool]], normalised: dict[str, str]) -> bool:
+def _repeats_header(values: list[Cell], labels: list[tuple[frozenset[str], bool]],
+                    normalised: dict[str, tuple[str, str]]) -> bool:
     """A header row again: the lower row of a merged two-row header, or a header repeated on each printed page.
 
     That is: at least two, and at least half, of the row's filled cells are labels of their
@@ -177,8 +187,9 @@ def _repeats_header(values: list[Cell], labels: list[tuple[frozenset[str], bool]
         if type(value) is str and len(value) <= MAX_LABEL and (ascii_labels or not value.isascii()):
             label = normalised.get(value)
             if label is None:
-                label = normalised[value] = normalise_label(value)
-            if label in known:
+                label = normalise_label(value)
+                label = normalised[value] = (label, without_unit(label))
+            if label[0] in known or label[1] in known:
                 continue
         misses_left -= 1
         if misses_left < 0:
