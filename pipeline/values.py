@@ -105,6 +105,14 @@ def has_invisible_characters(text: str) -> bool:
     return bool(_INVISIBLE.search(text))
 
 
+_CONTROL_OR_INVISIBLE = re.compile(f"{_CONTROL.pattern}|{_INVISIBLE.pattern}")
+
+
+def may_need_cleaning(text: str) -> bool:
+    """Whether a text holds a control character or one no one sees: one pass for both."""
+    return bool(_CONTROL_OR_INVISIBLE.search(text))
+
+
 def strip_invisible_characters(text: str) -> str:
     return _INVISIBLE.sub("", text)
 

@@ -83,7 +83,8 @@ def find_header_row(sheet: RawSheet, spec: SheetSpec) -> int | None:
     ascii_labels = any(label.isascii() for label in known)
     best, best_hits = None, 1
     for r, line in enumerate(sheet.grid[:HEADER_SEARCH_ROWS]):  # the cells of rows top, top + 1, …
-        hits = sum(1 for v in line if _may_be_label(v, ascii_labels) and header_label(v, known) is not None)
+        hits = sum(1 for v in line if _may_be_label(v, ascii_labels)  # (header_label, inlined: every cell)
+                   and ((label := normalise_label(v)) in known or label[-1:] == ")" and without_unit(label) in known))
         if hits > best_hits:
             best, best_hits = r + sheet.top, hits
     return best
@@ -106,13 +107,10 @@ def locate_rows(sheet: RawSheet, spec: SheetSpec) -> LocatedRows:
     return table
 
 
-def header_label(value: Cell, known: set[str] | dict[str, object]) -> str | None:
-    """The known label a header cell is: as written, or without its unit ("期初人口(人)"); None if neither."""
+def header_label(value: Cell, known: set[str] | dict[str, object]) -> str:
+    """The label a header cell is among `known`: as written, or without its unit ("期初人口(人)")."""
     label = normalise_label(value)
-    if label in known:
-        return label
-    bare = without_unit(label)
-    return bare if bare != label and bare in known else None
+    return without_unit(label) if label not in known and label[-1:] == ")" else label
 
 
 def _map_columns(sheet: RawSheet, spec: SheetSpec, header: int) -> tuple[dict[str, int], list[HeaderProblem]]:
@@ -146,7 +144,8 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
     at = [c - sheet.left for c in positions.values()]
     labels = [(known, any(label.isascii() for label in known))
               for known in (spec.column(name).labels() for name in positions)]
-    normalised: dict[str, tuple[str, str]] = {}  # texts repeat down a column: normalise each once
+    normalised: dict[str, str] = {}  # texts repeat down a column: each one's header_label once
+    every_label = frozenset().union(*(known for known, _ in labels))
     register = not spec.total_label  # the registers list persons; the monthly table's 合计 row is its total
     rows, kept = [], []
     for r in range(header + 1 - sheet.top, len(sheet.grid)):
@@ -164,7 +163,7 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
         if type(first := shown[0]) is str and first[:1] in _FOOTER_STARTS \
                 and _is_footer([v for v in line if not _blank(v)], register):
             continue
-        if _repeats_header(values, labels, normalised):
+        if _repeats_header(values, labels, normalised, every_label):
             continue
         rows.append(r + sheet.top)
         kept.append(values)
@@ -172,7 +171,7 @@ def _data_rows(sheet: RawSheet, header: int, positions: dict[str, int],
 
 
 def _repeats_header(values: list[Cell], labels: list[tuple[frozenset[str], bool]],
-                    normalised: dict[str, tuple[str, str]]) -> bool:
+                    normalised: dict[str, str], every_label: frozenset[str]) -> bool:
     """A header row again: the lower row of a merged two-row header, or a header repeated on each printed page.
 
     That is: at least two, and at least half, of the row's filled cells are labels of their
@@ -186,10 +185,12 @@ def _repeats_header(values: list[Cell], labels: list[tuple[frozenset[str], bool]
         # _may_be_label, inlined (every data row), and short: long texts under a header are data
         if type(value) is str and len(value) <= MAX_LABEL and (ascii_labels or not value.isascii()):
             label = normalised.get(value)
-            if label is None:
+            if label is None:  # header_label, inlined: this runs for most texts of a table
                 label = normalise_label(value)
-                label = normalised[value] = (label, without_unit(label))
-            if label[0] in known or label[1] in known:
+                if label[-1:] == ")" and label not in every_label:
+                    label = without_unit(label)
+                normalised[value] = label
+            if label in known:
                 continue
         misses_left -= 1
         if misses_left < 0:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.intake.read import RawSheet
-from pipeline.values import (has_control_characters, has_invisible_characters, strip_control_characters,
-                             strip_invisible_characters)
+from pipeline.values import (has_control_characters, has_invisible_characters, may_need_cleaning,
+                             strip_control_characters, strip_invisible_characters)
 
 MAX_TEXT_CHARS = 255  # longer than any address or remark on the form; the old county systems' field size
 SHOWN_CHARS = 40
@@ -31,9 +31,7 @@ class TextProblem:
 def clean_sheet(sheet: RawSheet, limit: int = MAX_TEXT_CHARS) -> list[TextProblem]:
     """Replace control characters in every text cell (in place); list what was changed or is too long."""
     texts = [v for line in sheet.grid for v in line if isinstance(v, str)]
-    joined = "".join(texts)
-    if not has_control_characters(joined) and not has_invisible_characters(joined) \
-            and max(map(len, texts), default=0) <= limit:
+    if not may_need_cleaning("".join(texts)) and max(map(len, texts), default=0) <= limit:
         return []  # the usual case, told by one pass at C speed
     problems = []
     for r, line in enumerate(sheet.grid):
